@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the system packages podnat's tests, demo and benchmarks use (Debian/Ubuntu).
+# Idempotent and quiet when everything is present; never touches the network otherwise.
+set -euo pipefail
+
+need=()
+command -v nft >/dev/null || need+=(nftables)
+command -v iptables-legacy >/dev/null || need+=(iptables)
+command -v iptables-legacy-restore >/dev/null || need+=(iptables)
+command -v ip >/dev/null || need+=(iproute2)
+command -v setpriv >/dev/null || need+=(util-linux)
+ldconfig -p | grep -q 'libnftables.so.1 ' || need+=(libnftables1)
+ldconfig -p | grep -q 'libxtables.so.12 ' || need+=(libxtables12)
+
+if ((${#need[@]})); then
+    echo "hack/deps.sh: installing ${need[*]}" >&2
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "hack/deps.sh: need root to apt-get install ${need[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
