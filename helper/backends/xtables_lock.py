@@ -1,0 +1,57 @@
+"""The xtables lock, taken the way iptables takes it (flock on a file).
+
+libiptc itself takes no lock, so two writers could each replace the nat table
+with their own copy. Inside a pod the default path is pod-local anyway (the
+container's own /run), and XTABLES_LOCKFILE moves it, as it does for iptables.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from helper.backends.base import BackendError
+
+DEFAULT_PATH = Path("/run/xtables.lock")
+_log = logging.getLogger(__name__)
+
+
+def lock_path(explicit: Path | None = None) -> Path:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("XTABLES_LOCKFILE")
+    return Path(env) if env else DEFAULT_PATH
+
+
+@contextmanager
+def xtables_lock(path: Path | None = None, timeout: float = 10.0) -> Iterator[None]:
+    where = lock_path(path)
+    try:
+        fd = os.open(where, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        # A read-only root filesystem without a writable /run: nobody else in this
+        # mount namespace can take the lock either, so going on is safe.
+        _log.debug("xtables lock %s unavailable (%s); continuing without it", where, err)
+        yield
+        return
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise BackendError(
+                        f"iptables-legacy: the xtables lock {where} is held by another "
+                        f"process for more than {timeout:g}s"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)

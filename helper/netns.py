@@ -1,0 +1,32 @@
+"""Entering a network namespace by path (e.g. /run/netns/NAME or /proc/PID/ns/net)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+CLONE_NEWNET = 0x40000000
+
+
+class NetnsError(Exception):
+    exit_code = 4
+
+
+def enter(path: Path) -> None:
+    """Move this process's thread into the network namespace at `path`.
+
+    Call before opening any netlink socket: sockets keep the namespace they were
+    born in. (os.setns arrives only in Python 3.12.)
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise NetnsError(f"--netns {path}: {err.strerror}") from err
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise NetnsError(f"--netns {path}: setns: {os.strerror(errno)} (needs CAP_SYS_ADMIN)")
+    finally:
+        os.close(fd)
