@@ -1,0 +1,160 @@
+"""`podnat`: the command line. Exit codes are a contract:
+
+0 ok · 1 verify found drift · 2 invalid annotations (nothing changed) ·
+3 annotation source error · 4 backend error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from helper import engine, report
+from helper.backends.base import BackendError
+from helper.model import RedirectPlan
+from helper.netns import NetnsError, enter
+from helper.parse import InvalidPlanError
+from helper.resolve import FamilyUnavailableError
+from helper.sources.base import AnnotationSource, SourceError
+from helper.sources.downward import DEFAULT_PATH, DownwardFileSource
+
+EXIT_OK, EXIT_DRIFT, EXIT_INVALID, EXIT_SOURCE, EXIT_BACKEND = 0, 1, 2, 3, 4
+_KNOWN_ERRORS = (InvalidPlanError, SourceError, BackendError, FamilyUnavailableError, NetnsError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    engine.RELEASE_ON_EXIT = False
+    log = report.setup_logging(args.log_format, args.log_level)
+    termination_log = report.termination_log_path(args.termination_log)
+    try:
+        if getattr(args, "netns", None) is not None:
+            enter(args.netns)
+        outcome = _run(args)
+    except _KNOWN_ERRORS as err:
+        if isinstance(err, InvalidPlanError):
+            for problem in err.problems:
+                log.error("%s", problem)
+            log.error("invalid annotations: nothing changed")
+            message = "invalid annotations, nothing changed:\n" + "\n".join(
+                str(p) for p in err.problems
+            )
+        else:
+            message = str(err)
+            log.error("%s", message)
+        report.write_termination_log(termination_log, message)
+        return err.exit_code
+    if outcome.exit_code == EXIT_OK:
+        log.info("%s", outcome.summary)
+    else:
+        log.error("%s", outcome.summary)
+    report.write_termination_log(termination_log, outcome.summary)
+    return outcome.exit_code
+
+
+def _run(args: argparse.Namespace) -> engine.Outcome:
+    if args.command == "cleanup":
+        return engine.cleanup(args.backend, args.lock_file)
+    plan = engine.read_plan(_source(args))
+    if args.command == "plan":
+        return _print_plan(plan, args.format)
+    if args.command == "verify":
+        return engine.verify(plan, args.backend, args.lock_file)
+    return engine.apply(plan, args.backend, args.dry_run, args.lock_file)
+
+
+def _print_plan(plan: RedirectPlan, fmt: str) -> engine.Outcome:
+    from helper.render import iptables, nft  # noqa: PLC0415 - only this command renders both
+
+    resolved = engine.resolve_offline(plan, fmt)
+    if fmt == "json":
+        from helper.plan_json import dump_plan  # noqa: PLC0415 - pydantic only on this path
+
+        print(dump_plan(plan))  # noqa: T201
+    elif fmt == "nft":
+        print(nft.render_listing(resolved), end="")  # noqa: T201
+    else:
+        print(iptables.render_text(resolved), end="")  # noqa: T201
+    return engine.Outcome(f"planned: {plan.summary()}")
+
+
+def _source(args: argparse.Namespace) -> AnnotationSource:
+    # The Kubernetes API source arrives as another choice of --source.
+    return DownwardFileSource(args.annotations_file)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-format", choices=("text", "json"), default="text")
+    common.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="info"
+    )
+    common.add_argument(
+        "--termination-log",
+        type=Path,
+        default=None,
+        help="also write the final message here (default: /dev/termination-log if writable)",
+    )
+    source = argparse.ArgumentParser(add_help=False)
+    source.add_argument(
+        "--source",
+        choices=("auto", "file"),
+        default="auto",
+        help="where annotations come from (auto: the Downward API file)",
+    )
+    source.add_argument(
+        "--annotations-file",
+        type=Path,
+        default=DEFAULT_PATH,
+        help=f'Downward API file, key="value" per line (default {DEFAULT_PATH})',
+    )
+    kernel = argparse.ArgumentParser(add_help=False)
+    kernel.add_argument("--backend", choices=engine.BACKEND_CHOICES, default="auto")
+    kernel.add_argument(
+        "--netns",
+        type=Path,
+        default=None,
+        help="enter this network namespace first (default: the current one)",
+    )
+    kernel.add_argument(
+        "--lock-file",
+        type=Path,
+        default=None,
+        help="xtables lock (default $XTABLES_LOCKFILE or /run/xtables.lock)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="podnat",
+        parents=[common],
+        description="Install a pod's port redirects (podnat.io/* annotations) as NAT rules.",
+        epilog="exit codes: 0 ok, 1 verify drift, 2 invalid annotations, 3 source error, "
+        "4 backend error",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    apply = sub.add_parser(
+        "apply",
+        parents=[common, source, kernel],
+        help="read annotations, plan, replace podnat's rules atomically",
+    )
+    apply.add_argument(
+        "--dry-run", action="store_true", help="print the exact ruleset and change nothing"
+    )
+    plan = sub.add_parser(
+        "plan", parents=[common, source], help="print the rules as text; touches no kernel"
+    )
+    plan.add_argument("--format", choices=("nft", "iptables", "json"), default="nft")
+    sub.add_parser(
+        "verify",
+        parents=[common, source, kernel],
+        help="exit 0 if the live rules equal the plan, else 1 and a diff",
+    )
+    sub.add_parser(
+        "cleanup", parents=[common, kernel], help="remove everything podnat owns, nothing else"
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
