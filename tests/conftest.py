@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.lab import Lab
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/netns/" in str(item.path).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.netns)
+
+
+@pytest.fixture(autouse=True)
+def _netns_needs_root(request: pytest.FixtureRequest) -> None:
+    # Kernel tests must fail loudly, never skip, when they cannot run.
+    if request.node.get_closest_marker("netns") and os.geteuid() != 0:
+        pytest.fail(
+            "this test creates network namespaces and needs root: run `sudo make test`, "
+            "or `make test-quick` for the tiers that need no root"
+        )
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    with Lab.create() as created:
+        yield created

@@ -1,0 +1,58 @@
+"""Run the real `podnat` command against a lab namespace, as the init container would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.lab import Netns
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def downward_file(annotations: dict[str, str], directory: Path) -> Path:
+    """Write annotations the way the kubelet does (Go-quoted; JSON quoting agrees for these)."""
+    path = directory / "annotations"
+    lines = [f"{key}={json.dumps(value)}" for key, value in sorted(annotations.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def podnat(
+    ns: Netns,
+    command: str,
+    annotations: dict[str, str] | None = None,
+    *extra: str,
+    prefix: tuple[str, ...] = (),
+) -> Result:
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [*prefix, sys.executable, "-m", "helper.cli", command, "--netns", str(ns.path)]
+        if annotations is not None:
+            argv += ["--annotations-file", str(downward_file(annotations, Path(tmp)))]
+        argv += ["--termination-log", str(Path(tmp) / "termination-log"), *extra]
+        done = subprocess.run(
+            argv, cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+
+def nat_dump(ns: Netns, backend: str) -> str:
+    """Everything NAT in the namespace for that backend, stable across runs."""
+    if backend == "nft":
+        return ns.run("nft", "list", "ruleset")
+    out = []
+    for command in ("iptables-legacy-save", "ip6tables-legacy-save"):
+        text = ns.run(command, "-t", "nat")
+        out += [line for line in text.splitlines() if not line.startswith("#")]
+    return "\n".join(out)

@@ -1,0 +1,86 @@
+"""--backend auto on the real kernel: the documented rule, and failing without privilege."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.cases import R
+from tests.lab import Lab
+from tests.netns.podnat import nat_dump, podnat
+
+RULE = {R: "4321:1234"}
+
+
+def chosen(stderr: str) -> str:
+    line = next(line for line in stderr.splitlines() if "backend " in line and ": " in line)
+    return line.split("backend ", 1)[1].split(":", 1)[0]
+
+
+def test_a_fresh_namespace_gets_nft(lab: Lab) -> None:
+    result = podnat(lab.pod, "apply", RULE)
+    assert result.code == 0, result.stderr
+    assert chosen(result.stderr) == "nft"
+
+
+def test_a_readable_empty_legacy_nat_table_proves_nothing(lab: Lab) -> None:
+    lab.pod.run("iptables-legacy", "-t", "nat", "-S")  # instantiates an empty legacy nat table
+    result = podnat(lab.pod, "apply", RULE)
+    assert chosen(result.stderr) == "nft"
+
+
+def test_legacy_wins_where_other_tools_keep_legacy_nat_rules(lab: Lab) -> None:
+    lab.pod.run(
+        "iptables-legacy",
+        "-t",
+        "nat",
+        "-A",
+        "PREROUTING",
+        "-p",
+        "tcp",
+        "--dport",
+        "7777",
+        "-j",
+        "DNAT",
+        "--to-destination",
+        ":7000",
+    )
+    result = podnat(lab.pod, "apply", RULE)
+    assert chosen(result.stderr) == "iptables-legacy"
+    assert "PODNAT-PREROUTING" in nat_dump(lab.pod, "iptables-legacy")
+    assert lab.pod.run("nft", "list", "tables", "inet") == ""
+
+
+def test_a_rerun_stays_on_the_backend_holding_podnats_rules(lab: Lab) -> None:
+    assert podnat(lab.pod, "apply", RULE, "--backend", "iptables-legacy").code == 0
+    result = podnat(lab.pod, "apply", RULE)
+    assert chosen(result.stderr) == "iptables-legacy"
+    assert "already holds podnat's rules" in result.stderr
+
+
+def test_switching_backend_removes_the_stale_rules(lab: Lab) -> None:
+    assert podnat(lab.pod, "apply", RULE, "--backend", "iptables-legacy").code == 0
+    result = podnat(lab.pod, "apply", RULE, "--backend", "nft")
+    assert result.code == 0
+    assert "PODNAT" not in nat_dump(lab.pod, "iptables-legacy")
+    assert "table inet podnat" in nat_dump(lab.pod, "nft")
+
+
+@pytest.mark.parametrize("backend", ["auto", "nft", "iptables-legacy"])
+def test_without_net_admin_no_backend_is_usable(lab: Lab, backend: str) -> None:
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to drop CAP_NET_ADMIN"
+    drop = (setpriv, "--inh-caps=-net_admin", "--bounding-set=-net_admin")
+    # Enter the namespace first (needs CAP_SYS_ADMIN), then drop NET_ADMIN.
+    result = podnat(
+        lab.pod,
+        "apply",
+        RULE,
+        "--backend",
+        backend,
+        prefix=("ip", "netns", "exec", lab.pod.name, *drop),
+    )
+    assert result.code == 4, result.stderr
+    assert "Operation not permitted" in result.stderr or "Permission denied" in result.stderr
+    assert "Traceback" not in result.stderr
