@@ -1,0 +1,259 @@
+"""`make bench`: podnat against the raw tools, measured in the same run, on this machine.
+
+1. Apply latency, N = 1/10/100/1000 redirects, per backend: podnat's transaction
+   (the backend's apply(): stage, commit, read back) against the same ruleset fed
+   to `nft -f` / `iptables-legacy-restore` + `ip6tables-legacy-restore`.
+   Target: ratio <= 1.5 at 1000 rules.
+2. Cold start: `podnat apply --annotations-file` with one rule, process start to
+   exit: wall time and peak RSS. Targets: <= 150 ms, <= 40 MB. Measured from a
+   runtime venv laid out as the image's will be: a plain (non-editable) install,
+   no pip or setuptools (their .pth hooks alone add ~30 ms to every start).
+
+Runs as root in throwaway network namespaces. Exit 1 if a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SIZES = (1, 10, 100, 1000)
+RATIO_TARGET = 1.5
+COLD_MS_TARGET = 150.0
+COLD_MB_TARGET = 40.0
+
+
+def sh(*argv: str, stdin: str | None = None) -> None:
+    subprocess.run(argv, input=stdin, text=True, check=True, capture_output=True)
+
+
+def make_netns(name: str) -> None:
+    """A pod-like namespace with a global IPv4 and IPv6 address (so both families apply)."""
+    sh("ip", "netns", "add", name)
+    sh("ip", "-n", name, "link", "set", "lo", "up")
+    sh("ip", "-n", name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+    sh("ip", "-n", name, "addr", "add", "10.88.0.2/24", "dev", "eth0")
+    sh("ip", "-n", name, "addr", "add", "fd88::2/64", "dev", "eth0", "nodad")
+    for dev in ("eth0", "eth1"):
+        sh("ip", "-n", name, "link", "set", dev, "up")
+
+
+def annotation(n: int) -> str:
+    # Distinct ports, irregular offsets: nothing for a renderer to merge.
+    return ", ".join(f"{10000 + i}:{30000 + (i * 37) % 20000}" for i in range(n))
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    """Median wall time in ms."""
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def inside(repeat: int) -> None:
+    """Runs inside the bench namespace: podnat's transaction vs the raw tools."""
+    from helper.backends.iptables_legacy import IptablesLegacyBackend  # noqa: PLC0415
+    from helper.backends.nft import NftBackend  # noqa: PLC0415
+    from helper.model import Family  # noqa: PLC0415
+    from helper.parse import parse_plan  # noqa: PLC0415
+    from helper.render import iptables as xt_render  # noqa: PLC0415
+    from helper.resolve import resolve  # noqa: PLC0415
+
+    both = (Family.IPV4, Family.IPV6)
+    results = []
+    for n in SIZES:
+        plan = parse_plan({"podnat.io/redirect": annotation(n)})
+        resolved = resolve(plan, global_families=both, nat_families=both, backend="x").resolved
+        reps = repeat if n < 1000 else max(5, repeat // 2)
+        with tempfile.TemporaryDirectory() as tmp:
+            nft = NftBackend()
+            script = Path(tmp) / "ruleset.nft"
+            script.write_text(nft.render(resolved))
+            ours = timed(lambda: nft.apply(resolved), reps)  # noqa: B023
+            raw = timed(lambda: sh("nft", "-f", str(script)), reps)  # noqa: B023
+            nft.cleanup()
+            nft.close()
+            results.append({"backend": "nft", "rules": n, "podnat_ms": ours, "raw_ms": raw})
+
+            legacy = IptablesLegacyBackend()
+            legacy.apply(resolved)  # warm: workers started, extensions loaded
+            ours = timed(lambda: legacy.apply(resolved), reps)  # noqa: B023
+            restores = []
+            for ruleset in xt_render.render_rulesets(resolved):
+                path = Path(tmp) / f"{ruleset.family}.rules"
+                path.write_text(_restore_text(ruleset))
+                tool = "iptables" if ruleset.family is Family.IPV4 else "ip6tables"
+                restores.append((f"{tool}-legacy-restore", str(path)))
+
+            def raw_restore() -> None:
+                for tool, path in restores:  # noqa: B023
+                    sh(tool, "--noflush", path)
+
+            raw = timed(raw_restore, reps)
+            legacy.cleanup()
+            legacy.close()
+            results.append(
+                {"backend": "iptables-legacy", "rules": n, "podnat_ms": ours, "raw_ms": raw}
+            )
+    print(json.dumps(results))
+
+
+def _restore_text(ruleset: object) -> str:
+    """The same rules as iptables-restore input; declaring a chain flushes it."""
+    from helper.render.iptables import HOOKS, XtRuleset  # noqa: PLC0415
+
+    if not isinstance(ruleset, XtRuleset):
+        raise TypeError(ruleset)
+    lines = ["*nat", *(f":{chain} - [0:0]" for chain in ruleset.chains)]
+    lines += [rule.save_line() for rule in ruleset.rules if rule.chain not in HOOKS.values()]
+    return "\n".join([*lines, "COMMIT", ""])
+
+
+def runtime_podnat() -> Path:
+    """This checkout installed into a cached pip-less runtime venv; its `podnat` script."""
+    key = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    cache = Path(os.environ.get("PODNAT_CACHE", Path.home() / ".cache" / "podnat"))
+    venv = cache / f"runtime-{key}"
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        str(venv / "bin" / "python"),
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+    ]
+    if not (venv / ".deps-installed").exists():
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--without-pip", "--clear", str(venv)], check=True
+        )
+        subprocess.run([*pip, str(REPO)], check=True, capture_output=True)
+        (venv / ".deps-installed").touch()
+    subprocess.run(
+        [*pip, "--no-deps", "--force-reinstall", str(REPO)], check=True, capture_output=True
+    )
+    return venv / "bin" / "podnat"
+
+
+def cold_start(ns: str, repeat: int) -> tuple[float, float]:
+    podnat = runtime_podnat()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "annotations"
+        path.write_text('podnat.io/redirect="4321:1234"\n')
+        argv = [
+            str(podnat),
+            "apply",
+            "--annotations-file",
+            str(path),
+            "--netns",
+            f"/run/netns/{ns}",
+            "--log-level",
+            "warning",
+        ]
+        walls, rss = [], []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            proc = subprocess.Popen(argv)
+            _, status, usage = os.wait4(proc.pid, 0)
+            walls.append((time.perf_counter() - started) * 1000)
+            rss.append(usage.ru_maxrss / 1024)
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise RuntimeError("podnat apply failed")
+        return statistics.median(walls), max(rss)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    if args.inside:
+        inside(args.repeat)
+        return 0
+    if os.geteuid() != 0:
+        print("make bench creates network namespaces: run it as root", file=sys.stderr)
+        return 1
+
+    ns = f"podnat-bench-{os.getpid()}"
+    make_netns(ns)
+    try:
+        done = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                sys.executable,
+                __file__,
+                "--inside",
+                "--repeat",
+                str(args.repeat),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rows = json.loads(done.stdout)
+    except subprocess.CalledProcessError as err:
+        print(err.stderr, file=sys.stderr)
+        raise
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+    cold_ns = f"podnat-cold-{os.getpid()}"
+    make_netns(cold_ns)
+    try:
+        cold_ms, cold_mb = cold_start(cold_ns, args.repeat)
+    finally:
+        subprocess.run(["ip", "netns", "del", cold_ns], check=False)
+    return report(rows, cold_ms, cold_mb)
+
+
+def report(rows: list[dict[str, float]], cold_ms: float, cold_mb: float) -> int:
+    failed = []
+    print(f"{'backend':<16}{'rules':>6}{'podnat ms':>11}{'raw ms':>9}{'ratio':>7}")
+    for row in rows:
+        ratio = row["podnat_ms"] / row["raw_ms"]
+        mark = ""
+        if row["rules"] == 1000:
+            ok = ratio <= RATIO_TARGET
+            mark = "  ok" if ok else f"  MISSED (target <= {RATIO_TARGET})"
+            if not ok:
+                failed.append(f"{row['backend']} ratio {ratio:.2f} at 1000 rules")
+        print(
+            f"{row['backend']:<16}{row['rules']:>6}{row['podnat_ms']:>11.1f}"
+            f"{row['raw_ms']:>9.1f}{ratio:>7.2f}{mark}"
+        )
+    print(
+        f"\ncold start, podnat apply --annotations-file (1 rule, nft): "
+        f"{cold_ms:.0f} ms median, {cold_mb:.1f} MB peak RSS "
+        f"(targets <= {COLD_MS_TARGET:.0f} ms, <= {COLD_MB_TARGET:.0f} MB)"
+    )
+    if cold_ms > COLD_MS_TARGET:
+        failed.append(f"cold start {cold_ms:.0f} ms")
+    if cold_mb > COLD_MB_TARGET:
+        failed.append(f"cold start {cold_mb:.1f} MB")
+    if failed:
+        print("\nMISSED: " + "; ".join(failed))
+        return 1
+    print("\nall targets met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
