@@ -9,8 +9,9 @@ command -v iptables-legacy >/dev/null || need+=(iptables)
 command -v iptables-legacy-restore >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v setpriv >/dev/null || need+=(util-linux)
-ldconfig -p | grep -q 'libnftables.so.1 ' || need+=(libnftables1)
-ldconfig -p | grep -q 'libxtables.so.12 ' || need+=(libxtables12)
+libs=$(ldconfig -p)
+[[ $libs == *"libnftables.so.1 "* ]] || need+=(libnftables1)
+[[ $libs == *"libxtables.so.12 "* ]] || need+=(libxtables12)
 
 if ((${#need[@]})); then
     echo "hack/deps.sh: installing ${need[*]}" >&2

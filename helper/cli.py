@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "netns", None) is not None:
             enter(args.netns)
-        outcome = _run(args)
+        outcome = _run(args, log)
     except _KNOWN_ERRORS as err:
         if isinstance(err, InvalidPlanError):
             for problem in err.problems:
@@ -54,10 +55,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return outcome.exit_code
 
 
-def _run(args: argparse.Namespace) -> engine.Outcome:
+def _run(args: argparse.Namespace, log: logging.Logger) -> engine.Outcome:
     if args.command == "cleanup":
         return engine.cleanup(args.backend, args.lock_file)
-    plan = engine.read_plan(_source(args))
+    source = _source(args)
+    plan = engine.read_plan(source)
+    if plan.is_empty and args.command == "apply":
+        return engine.Outcome(
+            f"no podnat.io/redirect annotation in {source.describe()}: nothing to do"
+        )
+    log.info("annotations read from %s", source.describe())
     if args.command == "plan":
         return _print_plan(plan, args.format)
     if args.command == "verify":

@@ -32,9 +32,7 @@ class Outcome:
 
 
 def read_plan(source: AnnotationSource) -> RedirectPlan:
-    annotations = source.read()
-    _log.info("annotations read from %s", source.describe())
-    return parse_plan(annotations)
+    return parse_plan(source.read())
 
 
 def resolve_here(plan: RedirectPlan, selection: Selection) -> ResolvedPlan:
@@ -76,8 +74,6 @@ def opened_backends(lock: Path | None) -> Iterator[tuple[Backend, ...]]:
 
 
 def apply(plan: RedirectPlan, requested: str, dry_run: bool, lock: Path | None) -> Outcome:
-    if plan.is_empty:
-        return Outcome("no podnat.io/redirect annotation: nothing to do")
     with opened_backends(lock) as all_backends:
         return _apply(plan, select(all_backends, requested), dry_run)
 

@@ -84,3 +84,17 @@ def test_without_net_admin_no_backend_is_usable(lab: Lab, backend: str) -> None:
     assert result.code == 4, result.stderr
     assert "Operation not permitted" in result.stderr or "Permission denied" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_nft_needs_only_net_admin_while_legacy_also_needs_net_raw(lab: Lab) -> None:
+    # What the injected init container must be granted: NET_ADMIN for nft, plus
+    # NET_RAW for iptables-legacy (libiptc talks to the kernel over a raw socket).
+    setpriv = shutil.which("setpriv")
+    assert setpriv
+    drop = (setpriv, "--inh-caps=-net_raw", "--bounding-set=-net_raw")
+    prefix = ("ip", "netns", "exec", lab.pod.name, *drop)
+    nft = podnat(lab.pod, "apply", RULE, "--backend", "nft", prefix=prefix)
+    assert nft.code == 0, nft.stderr
+    legacy = podnat(lab.pod, "apply", RULE, "--backend", "iptables-legacy", prefix=prefix)
+    assert legacy.code == 4
+    assert "Permission denied" in legacy.stderr

@@ -144,7 +144,8 @@ def test_cleanup_removes_everything_podnat_owns(lab: Lab, backend: str) -> None:
 def test_no_podnat_annotation_is_a_noop(lab: Lab) -> None:
     result = podnat(lab.pod, "apply", {"example.com/other": "x"})
     assert result.code == 0
-    assert result.stderr.count("\n") == 2  # source line + "nothing to do"
+    assert result.stderr.count("\n") == 1
+    assert "no podnat.io/redirect annotation in Downward API file" in result.stderr
     assert "nothing to do" in result.stderr
     assert lab.pod.run("nft", "list", "ruleset") == ""
 
@@ -162,3 +163,19 @@ def test_a_missing_annotations_file_is_a_source_error(lab: Lab) -> None:
     result = podnat(lab.pod, "apply", None, "--annotations-file", "/nonexistent/annotations")
     assert result.code == 3
     assert "Downward API" in result.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dry_run_prints_the_exact_ruleset_and_changes_nothing(lab: Lab, backend: str) -> None:
+    before = nat_dump(lab.pod, backend)
+    result = podnat(lab.pod, "apply", GOOD, "--backend", backend, "--dry-run")
+    assert result.code == 0, result.stderr
+    assert nat_dump(lab.pod, backend) == before
+    assert "4321" in result.stdout
+    if backend == "nft":  # the very batch apply would send
+        assert result.stdout.startswith("add table inet podnat\ndelete table inet podnat\n")
+    else:
+        assert (
+            "-A PODNAT-PREROUTING -s 10.77.1.0/24 -p udp -m udp --dport 5353 -j DNAT "
+            "--to-destination :53" in result.stdout
+        )
