@@ -53,14 +53,17 @@ def annotation(n: int) -> str:
     return ", ".join(f"{10000 + i}:{30000 + (i * 37) % 20000}" for i in range(n))
 
 
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    """Median wall time in ms."""
-    samples = []
+def timed_pair(
+    ours: Callable[[], object], raw: Callable[[], object], repeat: int
+) -> tuple[float, float]:
+    """Median wall times in ms, the two interleaved so drift on a shared VM hits both."""
+    samples: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
+        for fn, out in ((ours, samples[0]), (raw, samples[1])):
+            started = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples[0]), statistics.median(samples[1])
 
 
 def inside(repeat: int) -> None:
@@ -77,20 +80,22 @@ def inside(repeat: int) -> None:
     for n in SIZES:
         plan = parse_plan({"podnat.io/redirect": annotation(n)})
         resolved = resolve(plan, global_families=both, nat_families=both, backend="x").resolved
-        reps = repeat if n < 1000 else max(5, repeat // 2)
+        reps = repeat
         with tempfile.TemporaryDirectory() as tmp:
             nft = NftBackend()
             script = Path(tmp) / "ruleset.nft"
             script.write_text(nft.render(resolved))
-            ours = timed(lambda: nft.apply(resolved), reps)  # noqa: B023
-            raw = timed(lambda: sh("nft", "-f", str(script)), reps)  # noqa: B023
+            ours, raw = timed_pair(
+                lambda: nft.apply(resolved),  # noqa: B023
+                lambda: sh("nft", "-f", str(script)),  # noqa: B023
+                reps,
+            )
             nft.cleanup()
             nft.close()
             results.append({"backend": "nft", "rules": n, "podnat_ms": ours, "raw_ms": raw})
 
             legacy = IptablesLegacyBackend()
             legacy.apply(resolved)  # warm: workers started, extensions loaded
-            ours = timed(lambda: legacy.apply(resolved), reps)  # noqa: B023
             restores = []
             for ruleset in xt_render.render_rulesets(resolved):
                 path = Path(tmp) / f"{ruleset.family}.rules"
@@ -102,7 +107,7 @@ def inside(repeat: int) -> None:
                 for tool, path in restores:  # noqa: B023
                     sh(tool, "--noflush", path)
 
-            raw = timed(raw_restore, reps)
+            ours, raw = timed_pair(lambda: legacy.apply(resolved), raw_restore, reps)  # noqa: B023
             legacy.cleanup()
             legacy.close()
             results.append(

@@ -1,8 +1,8 @@
 """The iptables-legacy backend, through python-iptables (libiptc in-process).
 
 podnat owns the chains PODNAT-PREROUTING / PODNAT-OUTPUT in the nat table and
-one jump to each, first in PREROUTING / OUTPUT. Each family's table lives in its
-own worker process (see xtables_worker). An apply is a two-phase commit:
+one jump to each, first in PREROUTING / OUTPUT. Each family's table is served by
+its own process (see xtables_worker). An apply is a two-phase commit:
 every family stages its whole table first (any error: nothing changed); then
 all commit, and if one commit fails the others are rolled back to what they
 held before, so a pod never runs with half of its redirects.
@@ -19,7 +19,7 @@ from helper.backends.xtables_lock import xtables_lock
 from helper.model import Family, ResolvedPlan
 
 if TYPE_CHECKING:
-    from helper.backends.xtables_worker import FamilyWorker
+    from helper.backends.xtables_worker import Channel
     from helper.render.iptables import XtRuleset
 
 # xtables_worker and render.iptables are imported on first use ("lazy" below): in
@@ -35,19 +35,19 @@ class IptablesLegacyBackend:
 
     def __init__(self, lock_path: Path | None = None) -> None:
         self._lock_path = lock_path
-        self._workers: dict[Family, FamilyWorker] = {}
+        self._channels: dict[Family, Channel] = {}
 
-    def _worker(self, family: Family) -> FamilyWorker:
-        if family not in self._workers:
-            from helper.backends.xtables_worker import FamilyWorker  # noqa: PLC0415 - lazy
+    def _channel(self, family: Family) -> Channel:
+        if family not in self._channels:
+            from helper.backends.xtables_worker import open_channel  # noqa: PLC0415 - lazy
 
-            self._workers[family] = FamilyWorker(family)
-        return self._workers[family]
+            self._channels[family] = open_channel(family)
+        return self._channels[family]
 
     def close(self) -> None:
-        for worker in self._workers.values():
-            worker.close()
-        self._workers.clear()
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
 
     def _loaded_families(self) -> list[Family]:
         """Families whose legacy nat table exists in this netns, read without touching it.
@@ -69,12 +69,13 @@ class IptablesLegacyBackend:
         families: set[Family] = set()
         reasons: list[str] = []
         with xtables_lock(self._lock_path):
-            for family in _FAMILIES:
-                try:
-                    self._worker(family).call("probe")
+            for family, reply in zip(
+                _FAMILIES, self._gather(list(_FAMILIES), "probe"), strict=True
+            ):
+                if isinstance(reply, BackendError):
+                    reasons.append(str(reply))
+                else:
                     families.add(family)
-                except BackendError as err:
-                    reasons.append(str(err))
         if not families:
             return Probe(False, "probe write into the nat table failed: " + "; ".join(reasons))
         reason = "a probe write into the nat table succeeded for " + ", ".join(sorted(families))
@@ -95,15 +96,51 @@ class IptablesLegacyBackend:
         return any(foreign for _, foreign in self._status())
 
     def _each(
-        self, families: list[Family], op: str, resolved: ResolvedPlan | None = None
+        self,
+        families: list[Family],
+        op: str,
+        resolved: ResolvedPlan | None = None,
+        commits_last: Family | None = None,
     ) -> list[dict[str, Any]]:
-        """Send `op` to every family's worker at once (they run in parallel), then collect."""
-        try:
-            for family in families:
-                self._worker(family).send(op, resolved)
-            return [self._worker(family).receive(op) for family in families]
-        except BackendError as err:
-            raise BackendError(f"iptables-legacy: {err}") from err
+        """`op` for every family, concurrently; the first failure is raised."""
+        replies = []
+        for reply in self._gather(families, op, resolved, commits_last):
+            if isinstance(reply, BackendError):
+                raise BackendError(f"iptables-legacy: {reply}")
+            replies.append(reply)
+        return replies
+
+    def _gather(
+        self,
+        families: list[Family],
+        op: str,
+        resolved: ResolvedPlan | None = None,
+        commits_last: Family | None = None,
+    ) -> list[dict[str, Any] | BackendError]:
+        """Send `op` to every family at once, then collect each reply or error."""
+        from helper.backends.xtables_worker import LocalFamily, Request  # noqa: PLC0415 - lazy
+
+        request = Request(op, resolved, commits_last=commits_last)
+        channels = [self._channel(family) for family in families]
+        failed: dict[int, BackendError] = {}
+        # Workers first, so they run while the in-process family does its part.
+        for index, channel in sorted(
+            enumerate(channels), key=lambda item: isinstance(item[1], LocalFamily)
+        ):
+            try:
+                channel.send(request)
+            except BackendError as err:
+                failed[index] = err
+        out: list[dict[str, Any] | BackendError] = []
+        for index, channel in enumerate(channels):
+            if index in failed:
+                out.append(failed[index])
+                continue
+            try:
+                out.append(channel.receive(op))
+            except BackendError as err:
+                out.append(err)
+        return out
 
     def render(self, resolved: ResolvedPlan) -> str:
         from helper.render import iptables  # noqa: PLC0415 - lazy
@@ -125,43 +162,45 @@ class IptablesLegacyBackend:
             # Families with nothing wanted still get staged: stale podnat rules go.
             wanted = resolved.families
             families = [f for f in _FAMILIES if f in wanted or f in self._loaded_families()]
+            order = self._commit_order(families)
             try:
-                replies = self._each(families, "stage", resolved)
+                replies = self._each(families, "stage", resolved, order[-1] if order else None)
             except BackendError as err:
                 raise BackendError(f"{err}; nothing changed") from err
-            self._commit_all(families)
+            self._commit_all(order)
         # What libiptc committed, not a read-back: decoding rules through python-iptables
         # costs ~250 µs each. `podnat verify` reads the kernel's copy back.
         return _join_listings(
             (family, reply["listing"]) for family, reply in zip(families, replies, strict=True)
         )
 
-    def _commit_all(self, families: list[Family]) -> None:
-        """Commit every family at once; if any fails, roll the committed ones back."""
-        for family in families:
-            self._worker(family).send("commit")
+    def _commit_order(self, families: list[Family]) -> list[Family]:
+        # A worker's family last: it skips the rollback snapshot, and it is the
+        # slower side (it unpickles the plan first).
+        from helper.backends.xtables_worker import LocalFamily  # noqa: PLC0415 - lazy
+
+        return sorted(families, key=lambda f: not isinstance(self._channel(f), LocalFamily))
+
+    def _commit_all(self, order: list[Family]) -> None:
+        """Commit in order; at the first failure, roll back what was committed."""
+        from helper.backends.xtables_worker import call  # noqa: PLC0415 - lazy
+
         done: list[Family] = []
-        failures: list[str] = []
-        for family in families:
+        for family in order:
             try:
-                self._worker(family).receive("commit")
-                done.append(family)
+                call(self._channel(family), "commit")
             except BackendError as err:
-                failures.append(str(err))
-        if failures:
-            for committed in done:
-                self._worker(committed).call("rollback")
-            undone = ", ".join(done) or "nothing had changed"
-            raise BackendError(f"iptables-legacy: {'; '.join(failures)}; rolled back: {undone}")
+                for committed in done:
+                    call(self._channel(committed), "rollback")
+                undone = ", ".join(done) or "nothing had changed"
+                raise BackendError(f"iptables-legacy: {err}; rolled back: {undone}") from err
+            done.append(family)
 
     def cleanup(self) -> bool:
         removed = False
         with xtables_lock(self._lock_path):
             for family in self._loaded_families():
-                try:
-                    reply: dict[str, Any] = self._worker(family).call("cleanup")
-                except BackendError as err:
-                    raise BackendError(f"iptables-legacy: {err}") from err
+                reply: dict[str, Any] = self._each([family], "cleanup")[0]
                 removed = removed or bool(reply["removed"])
         return removed
 

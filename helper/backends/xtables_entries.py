@@ -34,6 +34,8 @@ class _Shape:
     dports_at: int  # absolute offset of dpts[2], host byte order
     nat_at: tuple[int, int, int | None]  # min, max, base port offsets, network order
     trusted: bool | None = None  # None: not yet compared with python-iptables
+    # libiptc copies an entry when it is appended, so one buffer serves every clone.
+    scratch: Any = None
 
 
 class EntryFactory:
@@ -44,7 +46,7 @@ class EntryFactory:
         self._header = iptc.ip4tc.ipt_entry if family is Family.IPV4 else iptc.ip6tc.ip6t_entry
 
     def entry(self, rule: XtRule) -> Any:
-        """A buffer holding the libiptc entry for `rule`."""
+        """A buffer holding the libiptc entry for `rule`, valid until the next call."""
         key = _shape_key(rule)
         if key not in self._shapes:
             built = self._build(rule)
@@ -56,7 +58,7 @@ class EntryFactory:
         clone = _patch(shape, rule)
         if shape.trusted is None:
             reference = self._build(rule)
-            shape.trusted = bytes(clone) == bytes(reference)
+            shape.trusted = clone.raw == reference.raw
             if not shape.trusted:
                 return reference
         return clone
@@ -88,13 +90,16 @@ def build_rule(iptc: ModuleType, rule: XtRule, family: Family) -> Any:
 
 
 def _shape_key(rule: XtRule) -> tuple[object, ...]:
+    # Everything but the port values. The leading matches (addrtype) are hashed
+    # whole, so other values there make another shape, as they must.
     to = rule.target_params[0][1] if rule.target_params else ""
+    last = rule.matches[-1].name if rule.matches else None
     return (
         rule.chain,
         rule.source,
         rule.proto,
-        tuple(m.name for m in rule.matches),
-        tuple(k for m in rule.matches for k, _ in m.params),
+        rule.matches[:-1],
+        last,
         rule.target,
         "-" in to,
         "/" in to,
@@ -102,15 +107,14 @@ def _shape_key(rule: XtRule) -> tuple[object, ...]:
 
 
 def _ports(rule: XtRule) -> tuple[int, int, int, int, int | None]:
-    """dport first/last and DNAT min/max/base, from the rule's own parameters."""
-    dport = rule.matches[-1].params[0][1]  # the protocol match is last, see render
-    first, _, last = dport.partition(":")
-    to = _TO.fullmatch(rule.target_params[0][1])
-    if to is None:
-        raise ValueError(f"unexpected DNAT target in {rule.save_line()}")
-    low = int(to["min"])
-    base = int(to["base"]) if to["base"] else None
-    return int(first), int(last or first), low, int(to["max"] or low), base
+    """dport first/last and DNAT min/max/base, from the rule's own parameters.
+
+    Shapes are only made for rules whose parameters _TO matched (see _locate).
+    """
+    first, _, last = rule.matches[-1].params[0][1].partition(":")
+    to, _, base = rule.target_params[0][1][1:].partition("/")
+    low, _, high = to.partition("-")
+    return int(first), int(last or first), int(low), int(high or low), int(base) if base else None
 
 
 def _locate(entry: bytes, rule: XtRule, header: Any) -> _Shape | None:
@@ -121,6 +125,7 @@ def _locate(entry: bytes, rule: XtRule, header: Any) -> _Shape | None:
         or rule.matches[-1].name != rule.proto
         or [k for k, _ in rule.matches[-1].params] != ["dport"]
         or [k for k, _ in rule.target_params] != ["to-destination"]
+        or _TO.fullmatch(rule.target_params[0][1]) is None
     ):
         return None
     fixed = header.from_buffer_copy(entry[: ctypes.sizeof(header)])
@@ -152,7 +157,9 @@ _NET_PORT = struct.Struct("!H")
 
 def _patch(shape: _Shape, rule: XtRule) -> Any:
     d_first, d_last, low, high, base = _ports(rule)
-    clone = ctypes.create_string_buffer(shape.template, len(shape.template))
+    if shape.scratch is None:
+        shape.scratch = ctypes.create_string_buffer(shape.template, len(shape.template))
+    clone = shape.scratch
     _HOST_PAIR.pack_into(clone, shape.dports_at, d_first, d_last)
     min_at, max_at, base_at = shape.nat_at
     _NET_PORT.pack_into(clone, min_at, low)

@@ -1,107 +1,150 @@
-"""A child process that owns one family's nat table (python-iptables keeps one family
-per process). The parent forks it *before* python-iptables is imported anywhere, so
-each child loads libxtables fresh for its own family. Requests and replies are
-pickles over pipes (parent and its own forked child: a trusted channel; dataclass
-JSON round trips cost more than the rules themselves). The child inherits the
-parent's network namespace.
+"""Channels to the per-family nat tables.
+
+libxtables keeps one address family per process: its extension registry is
+global, so a DNAT target loaded for IPv4 cannot be found again for IPv6 (and
+python-iptables' maintainer advises one family per process). So the first family
+a process touches is served in-process (`LocalFamily`), and any other family by a
+freshly started worker (`FamilyWorker`: `python -m helper.backends.xtables_worker`,
+not a fork, so its libxtables is clean whatever the parent loaded). Both take the
+same requests; a worker's run concurrently with the parent's own.
+
+Requests and replies are pickles over the worker's stdin/stdout: a trusted
+channel between a process and the child it started, and much cheaper than
+JSON for a thousand rules. The worker inherits the parent's network namespace.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import pickle
 import re
+import subprocess
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from helper.backends.base import BackendError
 from helper.model import Family, ResolvedPlan
 from helper.render.iptables import render_ruleset
 
+if TYPE_CHECKING:
+    from helper.backends.xtables_family import FamilyTable
 
-class FamilyWorker:
+
+class Channel(Protocol):
+    family: Family
+
+    def send(self, request: Request) -> None: ...
+
+    def receive(self, op: str) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class Request:
+    """One request for every family; pickled once, and only if a worker needs it."""
+
+    def __init__(
+        self, op: str, resolved: ResolvedPlan | None = None, *, commits_last: Family | None = None
+    ) -> None:
+        self.op = op
+        # The family committed last needs no rollback snapshot: if an earlier commit
+        # fails it is never committed, and if its own fails there is nothing to undo.
+        self.body: dict[str, Any] = {"op": op, "resolved": resolved, "last": commits_last}
+        self._encoded: bytes | None = None
+
+    @property
+    def encoded(self) -> bytes:
+        if self._encoded is None:
+            self._encoded = pickle.dumps(self.body, protocol=pickle.HIGHEST_PROTOCOL)
+        return self._encoded
+
+
+def call(channel: Channel, op: str, resolved: ResolvedPlan | None = None) -> dict[str, Any]:
+    channel.send(Request(op, resolved))
+    return channel.receive(op)
+
+
+_local_family: Family | None = None  # the family this process's libxtables serves
+
+
+def open_channel(family: Family) -> Channel:
+    global _local_family  # noqa: PLW0603 - mirrors libxtables' own process-wide state
+    if _local_family in (None, family):
+        _local_family = family
+        return LocalFamily(family)
+    return FamilyWorker(family)
+
+
+class LocalFamily:
+    """The process's own family, served in-process; a request runs when it is sent."""
+
     def __init__(self, family: Family) -> None:
         self.family = family
-        down_r, down_w = os.pipe()
-        up_r, up_w = os.pipe()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # child: serve until the parent hangs up
-            _close_inherited_fds(keep={0, 1, 2, down_r, up_w})
-            code = 0
-            try:
-                _serve(family, os.fdopen(down_r, "rb"), os.fdopen(up_w, "wb"))
-            except BaseException:  # a crash must never fall back into the parent's code
-                code = 70
-            finally:
-                os._exit(code)
-        os.close(down_r)
-        os.close(up_w)
-        self._pid = pid
-        self._to = os.fdopen(down_w, "wb")
-        self._from = os.fdopen(up_r, "rb")
+        self._table: FamilyTable | None = None
+        self._reply: dict[str, Any] = {}
 
-    def call(self, op: str, resolved: ResolvedPlan | None = None) -> dict[str, Any]:
-        self.send(op, resolved)
-        return self.receive(op)
+    def send(self, request: Request) -> None:
+        self._reply = self.answer(request.body)
 
-    def send(self, op: str, resolved: ResolvedPlan | None = None) -> None:
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run one request; every failure becomes an error reply."""
         try:
-            pickle.dump({"op": op, "resolved": resolved}, self._to)
-            self._to.flush()
+            if self._table is None:
+                from helper.backends.xtables_family import FamilyTable  # noqa: PLC0415
+
+                self._table = FamilyTable(self.family)
+            return _handle(self._table, request)
+        except Exception as err:  # python-iptables raises bare Exceptions too
+            return {"error": _readable(err)}
+
+    def receive(self, op: str) -> dict[str, Any]:
+        return _checked(self.family, op, self._reply)
+
+    def close(self) -> None:
+        self._table = None
+
+
+class FamilyWorker:
+    """Another family, in a worker process of its own."""
+
+    def __init__(self, family: Family) -> None:
+        self.family = family
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "helper.backends.xtables_worker", family.value],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+
+    def send(self, request: Request) -> None:
+        stdin = self._process.stdin
+        try:
+            if stdin is None:
+                raise BrokenPipeError
+            stdin.write(request.encoded)
+            stdin.flush()
         except OSError as err:
             raise BackendError(f"{self.family}: worker failed ({err})") from err
 
     def receive(self, op: str) -> dict[str, Any]:
         try:
-            reply: dict[str, Any] = pickle.load(self._from)  # noqa: S301 - our own child
+            reply: dict[str, Any] = pickle.load(self._process.stdout)  # type: ignore[arg-type]  # noqa: S301
         except EOFError:
-            raise BackendError(f"{self.family}: worker failed (it exited)") from None
+            code = self._process.wait()
+            raise BackendError(f"{self.family}: worker failed (exit code {code})") from None
         except OSError as err:
             raise BackendError(f"{self.family}: worker failed ({err})") from err
-        if "error" in reply:
-            raise BackendError(f"{self.family}: {op}: {reply['error']}")
-        return reply
+        return _checked(self.family, op, reply)
 
     def close(self) -> None:
-        for stream in (self._to, self._from):
-            with contextlib.suppress(OSError):
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
                 stream.close()
-        os.waitpid(self._pid, 0)
+        self._process.wait()
 
 
-def _close_inherited_fds(keep: set[int]) -> None:
-    """Drop every fd the fork copied but the child must not hold.
-
-    Another worker's request pipe held open would keep that worker from seeing
-    EOF, and a copied xtables-lock fd would hold the parent's flock.
-    """
-    for fd in [int(entry.name) for entry in Path("/proc/self/fd").iterdir()]:
-        if fd not in keep:
-            with contextlib.suppress(OSError):  # e.g. the fd iterdir itself used
-                os.close(fd)
-
-
-def _serve(family: Family, requests: Any, replies: Any) -> None:
-    from helper.backends.xtables_family import FamilyTable  # noqa: PLC0415 - child only
-
-    table: FamilyTable | None = None
-    while True:
-        try:
-            request = pickle.load(requests)  # noqa: S301 - our own parent
-        except EOFError:
-            return
-        try:
-            if table is None:
-                table = FamilyTable(family)
-            reply = _handle(table, request)
-        except Exception as err:  # every failure goes back as a reply
-            reply = {"error": _readable(err)}
-        pickle.dump(reply, replies)
-        replies.flush()
+def _checked(family: Family, op: str, reply: dict[str, Any]) -> dict[str, Any]:
+    if "error" in reply:
+        raise BackendError(f"{family}: {op}: {reply['error']}")
+    return reply
 
 
 def _readable(err: Exception) -> str:
@@ -109,7 +152,7 @@ def _readable(err: Exception) -> str:
     return re.sub(r"b'([^']*)'", r"\1", str(err)) or type(err).__name__
 
 
-def _handle(table: Any, request: dict[str, Any]) -> dict[str, Any]:
+def _handle(table: FamilyTable, request: dict[str, Any]) -> dict[str, Any]:
     op = request["op"]
     if op == "status":
         own, foreign = table.status()
@@ -119,19 +162,36 @@ def _handle(table: Any, request: dict[str, Any]) -> dict[str, Any]:
     if op == "cleanup":
         return {"removed": table.cleanup()}
     if op == "stage":
-        return _stage(table, request["resolved"])
+        return _stage(table, request["resolved"], snapshot=request["last"] != table.family)
     if op in ("probe", "commit", "rollback"):
         getattr(table, op)()
         return {}
     return {"error": f"unknown op {op}"}
 
 
-def _stage(table: Any, resolved: ResolvedPlan) -> dict[str, Any]:
-    # The child renders its own family: in parallel, and a plan pickles in
-    # microseconds where a thousand rendered rules take milliseconds.
+def _stage(table: FamilyTable, resolved: ResolvedPlan, *, snapshot: bool) -> dict[str, Any]:
+    # Each side renders its own family: concurrently, and a plan pickles in far
+    # less time than a thousand rendered rules.
     if table.family not in resolved.families:
-        table.stage(None)
+        table.stage(None, snapshot=snapshot)
         return {"listing": None}
     ruleset = render_ruleset(resolved, table.family)
-    table.stage(ruleset)
+    table.stage(ruleset, snapshot=snapshot)
     return {"listing": ruleset.listing()}
+
+
+def _serve(family: Family) -> None:
+    """The worker's loop: one reply per request until the parent closes stdin."""
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    served = LocalFamily(family)
+    while True:
+        try:
+            request = pickle.load(requests)  # noqa: S301 - our own parent
+        except EOFError:
+            return
+        pickle.dump(served.answer(request), replies, protocol=pickle.HIGHEST_PROTOCOL)
+        replies.flush()
+
+
+if __name__ == "__main__":
+    _serve(Family(sys.argv[1]))

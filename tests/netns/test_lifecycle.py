@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from tests.cases import R, S
@@ -179,3 +181,17 @@ def test_dry_run_prints_the_exact_ruleset_and_changes_nothing(lab: Lab, backend:
             "-A PODNAT-PREROUTING -s 10.77.1.0/24 -p udp -m udp --dport 5353 -j DNAT "
             "--to-destination :53" in result.stdout
         )
+
+
+def test_a_failed_commit_rolls_the_other_family_back(lab: Lab) -> None:
+    old = {R: "4321:1234"}
+    assert podnat(lab.pod, "apply", old, "--backend", "iptables-legacy").code == 0
+    before = nat_dump(lab.pod, "iptables-legacy")
+    out = lab.pod.run(sys.executable, "-m", "tests.netns.rollback_probe", "5555:1111")
+    assert "ipv6: commit:" in out
+    assert "rolled back: ipv4" in out
+    after = nat_dump(lab.pod, "iptables-legacy")
+    # IPv4 holds the old rules again; IPv6 never got the new ones.
+    assert "5555" not in after
+    assert after.count("--dport 4321") == before.count("--dport 4321") == 2
+    assert podnat(lab.pod, "verify", old, "--backend", "iptables-legacy").code == 0
