@@ -14,7 +14,6 @@ nf_nat_ipv4_multi_range_compat (DNAT rev 0) and nf_nat_range(2) (rev 1, 2).
 from __future__ import annotations
 
 import ctypes
-import re
 import struct
 from dataclasses import dataclass
 from types import ModuleType
@@ -25,7 +24,6 @@ from helper.render.iptables import XtRule
 
 _HEADER = 32  # sizeof(struct xt_entry_match) == sizeof(struct xt_entry_target)
 _DPORTS = {"tcp": 4, "udp": 4, "sctp": 0}  # offset of u16 dpts[2] in the match data
-_TO = re.compile(r":(?P<min>\d+)(?:-(?P<max>\d+))?(?:/(?P<base>\d+))?")
 
 
 @dataclass
@@ -106,15 +104,11 @@ def _shape_key(rule: XtRule) -> tuple[object, ...]:
     )
 
 
-def _ports(rule: XtRule) -> tuple[int, int, int, int, int | None]:
-    """dport first/last and DNAT min/max/base, from the rule's own parameters.
-
-    Shapes are only made for rules whose parameters _TO matched (see _locate).
-    """
-    first, _, last = rule.matches[-1].params[0][1].partition(":")
-    to, _, base = rule.target_params[0][1][1:].partition("/")
-    low, _, high = to.partition("-")
-    return int(first), int(last or first), int(low), int(high or low), int(base) if base else None
+def _ports(rule: XtRule) -> tuple[int, int, int, int, int]:
+    """dport first/last and DNAT min/max/base (0: none), as the renderer recorded them."""
+    if rule.ports is None:
+        raise ValueError(f"no port numbers recorded for {rule.save_line()}")
+    return rule.ports
 
 
 def _locate(entry: bytes, rule: XtRule, header: Any) -> _Shape | None:
@@ -125,7 +119,7 @@ def _locate(entry: bytes, rule: XtRule, header: Any) -> _Shape | None:
         or rule.matches[-1].name != rule.proto
         or [k for k, _ in rule.matches[-1].params] != ["dport"]
         or [k for k, _ in rule.target_params] != ["to-destination"]
-        or _TO.fullmatch(rule.target_params[0][1]) is None
+        or rule.ports is None
     ):
         return None
     fixed = header.from_buffer_copy(entry[: ctypes.sizeof(header)])
@@ -164,6 +158,6 @@ def _patch(shape: _Shape, rule: XtRule) -> Any:
     min_at, max_at, base_at = shape.nat_at
     _NET_PORT.pack_into(clone, min_at, low)
     _NET_PORT.pack_into(clone, max_at, high)
-    if base_at is not None and base is not None:
+    if base_at is not None and base:
         _NET_PORT.pack_into(clone, base_at, base)
     return clone

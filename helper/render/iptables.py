@@ -38,6 +38,9 @@ class XtRule(NamedTuple):
     proto: str | None = None
     matches: tuple[XtMatch, ...] = ()
     target_params: Params = ()
+    # The numbers behind --dport and --to-destination (first, last, to-min, to-max,
+    # base or 0), so building a thousand entries needn't parse this rule's own text.
+    ports: tuple[int, int, int, int, int] | None = None
 
     def save_line(self) -> str:
         words = ["-A", self.chain]
@@ -103,8 +106,10 @@ def _dnat(
     if redirect.kind is RedirectKind.SHIFT:
         # The kernel's base-port form shifts 1:1 (8003 → 9003); a bare range would be a pool.
         to = f":{dst.first}-{dst.last}/{src.first}"
+        ports = (src.first, src.last, dst.first, dst.last, src.first)
     else:
         to = f":{dst.first}"
+        ports = (src.first, src.last, dst.first, dst.first, 0)
     return XtRule(
         chain=chain,
         target="DNAT",
@@ -112,4 +117,5 @@ def _dnat(
         proto=proto,
         matches=(*extra, XtMatch(proto, (("dport", dport),))),
         target_params=(("to-destination", to),),
+        ports=ports,
     )
