@@ -15,11 +15,11 @@ from pathlib import Path
 from helper import engine, report
 from helper.backends.base import BackendError
 from helper.model import RedirectPlan
-from helper.netns import NetnsError, enter
+from helper.netns import NetnsError, entered
 from helper.parse import InvalidPlanError
 from helper.resolve import FamilyUnavailableError
-from helper.sources.base import AnnotationSource, SourceError
-from helper.sources.downward import DEFAULT_PATH, DownwardFileSource
+from helper.sources.base import EventSink, SourceError
+from helper.sources.select import Selected, add_source_arguments, select_source
 
 EXIT_OK, EXIT_DRIFT, EXIT_INVALID, EXIT_SOURCE, EXIT_BACKEND = 0, 1, 2, 3, 4
 _KNOWN_ERRORS = (InvalidPlanError, SourceError, BackendError, FamilyUnavailableError, NetnsError)
@@ -30,10 +30,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine.RELEASE_ON_EXIT = False
     log = report.setup_logging(args.log_format, args.log_level)
     termination_log = report.termination_log_path(args.termination_log)
+    events: EventSink | None = None
     try:
-        if getattr(args, "netns", None) is not None:
-            enter(args.netns)
-        outcome = _run(args, log)
+        if args.command == "cleanup":
+            with entered(args.netns):
+                outcome = engine.cleanup(args.backend, args.lock_file)
+        else:
+            selected = select_source(args)
+            events = selected.source if isinstance(selected.source, EventSink) else None
+            outcome = _run(args, selected, log)
+            applied = args.command == "apply" and not args.dry_run and outcome.exit_code == EXIT_OK
+            if events is not None and applied:
+                events.event("RedirectsApplied", outcome.summary)
     except _KNOWN_ERRORS as err:
         if isinstance(err, InvalidPlanError):
             for problem in err.problems:
@@ -42,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = "invalid annotations, nothing changed:\n" + "\n".join(
                 str(p) for p in err.problems
             )
+            if events is not None:
+                events.event("RedirectsInvalid", message, warning=True)
         else:
             message = str(err)
             log.error("%s", message)
@@ -55,21 +65,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return outcome.exit_code
 
 
-def _run(args: argparse.Namespace, log: logging.Logger) -> engine.Outcome:
-    if args.command == "cleanup":
-        return engine.cleanup(args.backend, args.lock_file)
-    source = _source(args)
-    plan = engine.read_plan(source)
+def _run(args: argparse.Namespace, selected: Selected, log: logging.Logger) -> engine.Outcome:
+    # Annotations are read, and Events posted, from the namespace podnat started in;
+    # only the rules are made inside --netns.
+    where = f"{selected.source.describe()} ({selected.why})"
+    plan = engine.read_plan(selected.source)
     if plan.is_empty and args.command == "apply":
-        return engine.Outcome(
-            f"no podnat.io/redirect annotation in {source.describe()}: nothing to do"
-        )
-    log.info("annotations read from %s", source.describe())
+        return engine.Outcome(f"no podnat.io/redirect annotation in {where}: nothing to do")
+    log.info("annotations read from %s", where)
     if args.command == "plan":
         return _print_plan(plan, args.format)
-    if args.command == "verify":
-        return engine.verify(plan, args.backend, args.lock_file)
-    return engine.apply(plan, args.backend, args.dry_run, args.lock_file)
+    with entered(args.netns):
+        if args.command == "verify":
+            return engine.verify(plan, args.backend, args.lock_file)
+        return engine.apply(plan, args.backend, args.dry_run, args.lock_file)
 
 
 def _print_plan(plan: RedirectPlan, fmt: str) -> engine.Outcome:
@@ -87,11 +96,6 @@ def _print_plan(plan: RedirectPlan, fmt: str) -> engine.Outcome:
     return engine.Outcome(f"planned: {plan.summary()}")
 
 
-def _source(args: argparse.Namespace) -> AnnotationSource:
-    # The Kubernetes API source arrives as another choice of --source.
-    return DownwardFileSource(args.annotations_file)
-
-
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-format", choices=("text", "json"), default="text")
@@ -105,18 +109,7 @@ def _parser() -> argparse.ArgumentParser:
         help="also write the final message here (default: /dev/termination-log if writable)",
     )
     source = argparse.ArgumentParser(add_help=False)
-    source.add_argument(
-        "--source",
-        choices=("auto", "file"),
-        default="auto",
-        help="where annotations come from (auto: the Downward API file)",
-    )
-    source.add_argument(
-        "--annotations-file",
-        type=Path,
-        default=DEFAULT_PATH,
-        help=f'Downward API file, key="value" per line (default {DEFAULT_PATH})',
-    )
+    add_source_arguments(source)
     kernel = argparse.ArgumentParser(add_help=False)
     kernel.add_argument("--backend", choices=engine.BACKEND_CHOICES, default="auto")
     kernel.add_argument(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+# Where the kubelet mounts a pod's service-account token and the cluster CA.
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 class SourceError(Exception):
@@ -11,9 +15,20 @@ class SourceError(Exception):
     exit_code = 3
 
 
+class AccessDeniedError(SourceError):
+    """The API refused this identity (401/403): a missing binding, not an outage."""
+
+
 class AnnotationSource(Protocol):
     def describe(self) -> str:
         """Where the annotations are read from, for logs."""
         ...
 
     def read(self) -> dict[str, str]: ...
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """A source that can also tell the pod's owner what happened (Kubernetes Events)."""
+
+    def event(self, reason: str, message: str, *, warning: bool = False) -> None: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ def podnat(
     annotations: dict[str, str] | None = None,
     *extra: str,
     prefix: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> Result:
     with tempfile.TemporaryDirectory() as tmp:
         argv = [*prefix, sys.executable, "-m", "helper.cli", command, "--netns", str(ns.path)]
@@ -42,7 +44,13 @@ def podnat(
             argv += ["--annotations-file", str(downward_file(annotations, Path(tmp)))]
         argv += ["--termination-log", str(Path(tmp) / "termination-log"), *extra]
         done = subprocess.run(
-            argv, cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+            argv,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, **(env or {})},
         )
         return Result(done.returncode, done.stdout, done.stderr)
 

@@ -1,0 +1,264 @@
+"""The pod's annotations from the Kubernetes API, as its own service account.
+
+The init container's start delays every pod, and `import kubernetes` alone costs
+~300 ms and ~40 MB here, so the in-cluster path speaks the two REST calls it
+needs (GET the pod, POST an Event) through the standard library. A kubeconfig
+(`KUBECONFIG`, for people and tools outside a pod) goes through the kubernetes
+package's own loader, which knows every auth plugin.
+
+Transient failures (connection errors, 5xx, 429) are retried with exponential
+backoff and full jitter until the deadline; 401/403/404 fail at once with the fix.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import random
+import ssl
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from helper.sources.base import SERVICE_ACCOUNT_DIR, AccessDeniedError, SourceError
+
+_RETRYABLE = {429, 500, 502, 503, 504}
+_log = logging.getLogger("podnat")
+
+
+@dataclass(frozen=True)
+class PodRef:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def pod_ref(name: str | None, namespace: str | None) -> PodRef:
+    """The pod from --pod/--namespace or the Downward API env POD_NAME/POD_NAMESPACE."""
+    name = name or os.environ.get("POD_NAME")
+    namespace = namespace or os.environ.get("POD_NAMESPACE")
+    if not name or not namespace:
+        raise SourceError(
+            "the Kubernetes API source needs the pod's name and namespace: set POD_NAME and "
+            "POD_NAMESPACE (Downward API env: fieldRef metadata.name / metadata.namespace) "
+            "or pass --pod and --namespace"
+        )
+    return PodRef(namespace, name)
+
+
+@dataclass
+class Connection:
+    """Where the API is and who we are. `account` names the identity, for error messages."""
+
+    server: str
+    context: ssl.SSLContext
+    headers: dict[str, str] = field(default_factory=dict)
+    account: str = "this client"
+
+    @classmethod
+    def in_cluster(cls, directory: Path = SERVICE_ACCOUNT_DIR) -> Connection:
+        host = os.environ.get("KUBERNETES_SERVICE_HOST")
+        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+        if not host:
+            raise SourceError("KUBERNETES_SERVICE_HOST is not set: not running in a pod?")
+        try:
+            token = (directory / "token").read_text().strip()
+            context = ssl.create_default_context(cafile=str(directory / "ca.crt"))
+        except (OSError, ssl.SSLError) as err:
+            raise SourceError(f"service account files in {directory}: {err}") from err
+        server = f"https://{host}:{port}" if ":" not in host else f"https://[{host}]:{port}"
+        return cls(server, context, {"Authorization": f"Bearer {token}"}, _token_subject(token))
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None) -> Connection:
+        # The kubernetes package's loader: auth plugins, exec credentials, contexts.
+        from kubernetes import client, config  # noqa: PLC0415 - heavy, off the pod path
+
+        configuration = client.Configuration()
+        try:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=path, client_configuration=configuration
+            )
+        except Exception as err:  # the loader raises many types for a bad file
+            raise SourceError(f"kubeconfig: {err}") from err
+        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+        if configuration.cert_file:
+            context.load_cert_chain(configuration.cert_file, configuration.key_file)
+        headers = {}
+        token = configuration.api_key.get("authorization")
+        if token:
+            headers["Authorization"] = token
+        return cls(configuration.host, context, headers, "the kubeconfig user")
+
+
+def _token_subject(token: str) -> str:
+    """`system:serviceaccount:NS:NAME` from the token's claims (not verified: for messages)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return str(claims.get("sub", "this service account"))
+    except (IndexError, ValueError):
+        return "this service account"
+
+
+class KubeApiSource:
+    def __init__(self, pod: PodRef, connection: Connection, timeout: float = 60.0) -> None:
+        self.pod = pod
+        self.connection = connection
+        self.timeout = timeout
+        self._uid: str | None = None
+
+    def describe(self) -> str:
+        return (
+            f"Kubernetes API {self.connection.server}, pod {self.pod} as {self.connection.account}"
+        )
+
+    def read(self) -> dict[str, str]:
+        pod = self._request(
+            "GET",
+            f"/api/v1/namespaces/{self.pod.namespace}/pods/{self.pod.name}",
+            verb="get",
+            resource="pods",
+        )
+        metadata = pod.get("metadata", {})
+        self._uid = metadata.get("uid")
+        annotations: dict[str, str] = metadata.get("annotations") or {}
+        return annotations
+
+    def event(self, reason: str, message: str, *, warning: bool = False) -> None:
+        """Best effort: a Kubernetes Event on the pod. Failing to post is only logged."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{self.pod.name}.podnat-",
+                "namespace": self.pod.namespace,
+            },
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": self.pod.name,
+                "namespace": self.pod.namespace,
+                "uid": self._uid or "",
+            },
+            "reason": reason,
+            "message": message[:1000],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": "podnat"},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self._request(
+                "POST",
+                f"/api/v1/namespaces/{self.pod.namespace}/events",
+                verb="create",
+                resource="events",
+                body=body,
+                deadline_s=5.0,
+            )
+        except SourceError as err:
+            _log.warning("could not record a %s Event on pod %s: %s", reason, self.pod, err)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        verb: str,
+        resource: str,
+        body: dict[str, Any] | None = None,
+        deadline_s: float | None = None,
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + (self.timeout if deadline_s is None else deadline_s)
+        delay, attempt = 0.1, 0
+        while True:
+            attempt += 1
+            try:
+                return self._once(method, path, body)
+            except urllib.error.HTTPError as err:
+                if err.code in (401, 403):
+                    raise AccessDeniedError(self._explain(err, verb, resource)) from err
+                if err.code not in _RETRYABLE:
+                    raise SourceError(self._explain(err, verb, resource)) from err
+                problem = f"HTTP {err.code}"
+            except (OSError, ssl.SSLError) as err:  # refused, reset, DNS, timeout
+                problem = str(getattr(err, "reason", err))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SourceError(
+                    f"{verb} {resource} at {self.connection.server} failed for "
+                    f"{self.timeout if deadline_s is None else deadline_s:g}s "
+                    f"({attempt} attempts); last error: {problem}"
+                )
+            pause = min(random.uniform(0, delay), remaining)  # noqa: S311 - jitter, not crypto
+            _log.info("API %s %s: %s; retrying in %.2fs", method, resource, problem, pause)
+            time.sleep(pause)
+            delay = min(delay * 2, 5.0)
+
+    def _once(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        # https to the configured API server only: the URL is built from it, so the
+        # file: and custom schemes ruff's S310 warns about cannot occur.
+        url = self.connection.server + path
+        if not url.startswith("https://"):
+            raise SourceError(f"refusing a non-https API server URL: {url}")
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            **self.connection.headers,
+        }
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+        context = self.connection.context
+        with urllib.request.urlopen(request, context=context, timeout=5) as reply:  # noqa: S310
+            result: dict[str, Any] = json.loads(reply.read() or b"{}")
+            return result
+
+    def _explain(self, err: urllib.error.HTTPError, verb: str, resource: str) -> str:
+        who, ns = self.connection.account, self.pod.namespace
+        detail = _status_message(err)
+        if err.code == 401:
+            return (
+                f"the API server rejected the credentials of {who} (401: {detail}); "
+                "is the token expired or meant for another audience?"
+            )
+        if err.code == 403:
+            return (
+                f"{who} may not {verb} {resource} in namespace {ns} (403: {detail}). "
+                f"Fix: bind it a Role that allows {verb} on {resource}, e.g. "
+                f"kubectl -n {ns} create role podnat --verb=get --resource=pods && "
+                f"kubectl -n {ns} create rolebinding podnat --role=podnat "
+                f"--serviceaccount={_account_ref(who, ns)}; or use the Downward API "
+                "file (--source file)"
+            )
+        if err.code == 404:
+            return (
+                f"pod {self.pod} not found (404: {detail}): check POD_NAME/POD_NAMESPACE"
+                if resource == "pods"
+                else f"{resource}: not found (404: {detail})"
+            )
+        return f"{verb} {resource}: HTTP {err.code}: {detail}"
+
+
+def _status_message(err: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(err.read()).get("message", err.reason))
+    except (ValueError, OSError):
+        return str(err.reason)
+
+
+def _account_ref(subject: str, namespace: str) -> str:
+    parts = subject.split(":")
+    if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"]:
+        return f"{parts[2]}:{parts[3]}"
+    return f"{namespace}:SERVICE_ACCOUNT"
