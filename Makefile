@@ -6,19 +6,35 @@ VENV_STAMP := .venv-path
 PY = $$(cat $(VENV_STAMP))/bin/python
 BIN = $$(cat $(VENV_STAMP))/bin
 
-.PHONY: help deps venv lint test test-quick test-kernel demo bench clean
+.PHONY: help deps venv lint tools tools-test cluster-up cluster-down test test-quick test-kernel \
+	demo bench clean
 
 help:
 	@echo "make demo        the main job in a throwaway pod netns: real rules, real traffic"
 	@echo "make test        set up (apt, venv) and run everything: lint, unit, golden, kernel"
 	@echo "make test-quick  lint + the tiers that need no root (seconds)"
 	@echo "make bench       apply latency and cold start against raw nft / iptables-restore"
+	@echo "make tools       build the pinned Kubernetes tools (hack/tools/go.mod) into ~/.cache"
+	@echo "make cluster-up  a local etcd + kube-apiserver; prints an admin kubeconfig"
 
 deps:
 	@hack/deps.sh
 
 venv:
 	@hack/venv.sh > $(VENV_STAMP)
+
+tools:
+	@hack/tools.sh build
+
+# What make test and make bench use; the rest of `make tools` is for later tiers.
+tools-test:
+	@hack/tools.sh build kube-apiserver etcd kubectl
+
+cluster-up: venv tools-test
+	@$(PY) hack/controlplane.py up
+
+cluster-down: venv
+	@$(PY) hack/controlplane.py down
 
 lint: venv
 	$(BIN)/ruff check helper tests hack
@@ -29,16 +45,16 @@ lint: venv
 test-quick: venv lint
 	$(BIN)/pytest -q -m "not netns"
 
-test-kernel: deps venv
+test-kernel: deps venv tools-test
 	$(BIN)/pytest -q -m netns
 
-test: deps venv lint
+test: deps venv lint tools-test
 	$(BIN)/pytest -q
 
 demo: deps venv
 	$(PY) hack/demo.py
 
-bench: deps venv
+bench: deps venv tools-test
 	$(PY) hack/bench.py
 
 clean:

@@ -4,6 +4,9 @@
    (the backend's apply(): stage, commit, read back) against the same ruleset fed
    to `nft -f` / `iptables-legacy-restore` + `ip6tables-legacy-restore`.
    Target: ratio <= 1.5 at 1000 rules.
+3. The API path: `podnat apply --source api` with one rule, process start to rules
+   committed, against the same job done by Go tools: `kubectl get pod -o jsonpath`
+   into `nft -f`. Wall time and peak RSS. Target: ratio <= 1.5.
 2. Cold start: `podnat apply --annotations-file` with one rule, process start to
    exit: wall time and peak RSS. Targets: <= 150 ms, <= 40 MB. Measured from a
    runtime venv laid out as the image's will be: a plain (non-editable) install,
@@ -181,6 +184,111 @@ def cold_start(ns: str, repeat: int) -> tuple[float, float]:
         return statistics.median(walls), max(rss)
 
 
+def api_path(ns: str, repeat: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(podnat ms, MB), (kubectl + nft ms, MB) against a real local API server."""
+    sys.path.insert(0, str(REPO / "hack"))
+    from controlplane import ControlPlane, tools_bin  # noqa: PLC0415
+
+    bin_dir = tools_bin()
+    podnat = runtime_podnat()
+    with tempfile.TemporaryDirectory() as tmp:
+        plane = ControlPlane(Path(tmp) / "cluster", bin_dir)
+        plane.up()
+        try:
+            kubectl = [str(bin_dir / "kubectl"), "--kubeconfig", str(plane.kubeconfig)]
+            manifest = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": "web",
+                    "namespace": "default",
+                    "annotations": {"podnat.io/redirect": "4321:1234"},
+                },
+                "spec": {
+                    "containers": [{"name": "app", "image": "app"}],
+                    "automountServiceAccountToken": False,
+                },
+            }
+            subprocess.run(
+                [*kubectl, "create", "serviceaccount", "bench"], check=True, capture_output=True
+            )
+            subprocess.run(
+                [*kubectl, "create", "-f", "-"],
+                input=json.dumps(manifest),
+                text=True,
+                check=True,
+                capture_output=True,
+            )
+            subprocess.run(
+                [
+                    *kubectl,
+                    "create",
+                    "clusterrolebinding",
+                    "bench-view",
+                    "--clusterrole=view",
+                    "--serviceaccount=default:bench",
+                ],
+                check=True,
+                capture_output=True,
+            )
+            token = subprocess.run(
+                [*kubectl, "create", "token", "bench"], check=True, capture_output=True, text=True
+            ).stdout.strip()
+            sa = Path(tmp) / "sa"
+            sa.mkdir()
+            (sa / "token").write_text(token)
+            (sa / "ca.crt").write_bytes(plane.ca.read_bytes())
+            host, port = plane.server.removeprefix("https://").rsplit(":", 1)
+            env = {
+                **os.environ,
+                "KUBERNETES_SERVICE_HOST": host,
+                "KUBERNETES_SERVICE_PORT": port,
+                "POD_NAME": "web",
+                "POD_NAMESPACE": "default",
+            }
+            ours = [
+                str(podnat),
+                "apply",
+                "--source",
+                "api",
+                "--service-account-dir",
+                str(sa),
+                "--netns",
+                f"/run/netns/{ns}",
+                "--log-level",
+                "warning",
+            ]
+            script = Path(tmp) / "rules.nft"
+            script.write_text(
+                "table inet podnat {\n chain prerouting {\n"
+                "  type nat hook prerouting priority dstnat; policy accept;\n"
+                "  tcp dport 4321 dnat to :1234\n }\n}\n"
+            )
+            go_job = (
+                f"{bin_dir / 'kubectl'} --server {plane.server} --token {token} "
+                f"--certificate-authority {plane.ca} get pod web -n default "
+                "-o jsonpath='{.metadata.annotations.podnat\\.io/redirect}' >/dev/null && "
+                f"ip netns exec {ns} nft -f {script}"
+            )
+            theirs = ["sh", "-c", go_job]
+            return _run_measured(ours, env, repeat), _run_measured(theirs, env, repeat)
+        finally:
+            plane.down()
+
+
+def _run_measured(argv: list[str], env: dict[str, str], repeat: int) -> tuple[float, float]:
+    walls, rss = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        walls.append((time.perf_counter() - started) * 1000)
+        rss.append(usage.ru_maxrss / 1024)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{argv[0]} failed")
+    return statistics.median(walls), max(rss)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
@@ -224,12 +332,18 @@ def main() -> int:
     make_netns(cold_ns)
     try:
         cold_ms, cold_mb = cold_start(cold_ns, args.repeat)
+        api = api_path(cold_ns, args.repeat)
     finally:
         subprocess.run(["ip", "netns", "del", cold_ns], check=False)
-    return report(rows, cold_ms, cold_mb)
+    return report(rows, cold_ms, cold_mb, api)
 
 
-def report(rows: list[dict[str, float]], cold_ms: float, cold_mb: float) -> int:
+def report(
+    rows: list[dict[str, float]],
+    cold_ms: float,
+    cold_mb: float,
+    api: tuple[tuple[float, float], tuple[float, float]],
+) -> int:
     failed = []
     print(f"{'backend':<16}{'rules':>6}{'podnat ms':>11}{'raw ms':>9}{'ratio':>7}")
     for row in rows:
@@ -253,6 +367,17 @@ def report(rows: list[dict[str, float]], cold_ms: float, cold_mb: float) -> int:
         failed.append(f"cold start {cold_ms:.0f} ms")
     if cold_mb > COLD_MB_TARGET:
         failed.append(f"cold start {cold_mb:.1f} MB")
+    (ours_ms, ours_mb), (go_ms, go_mb) = api
+    api_ratio, rss_ratio = ours_ms / go_ms, ours_mb / go_mb
+    print(
+        f"API path, podnat apply --source api (1 rule): {ours_ms:.0f} ms, {ours_mb:.1f} MB; "
+        f"kubectl get + nft -f: {go_ms:.0f} ms, {go_mb:.1f} MB; ratios {api_ratio:.2f} (time), "
+        f"{rss_ratio:.2f} (memory) (targets <= {RATIO_TARGET})"
+    )
+    if api_ratio > RATIO_TARGET:
+        failed.append(f"API path time ratio {api_ratio:.2f}")
+    if rss_ratio > RATIO_TARGET:
+        failed.append(f"API path memory ratio {rss_ratio:.2f}")
     if failed:
         print("\nMISSED: " + "; ".join(failed))
         return 1

@@ -9,6 +9,7 @@ command -v iptables-legacy >/dev/null || need+=(iptables)
 command -v iptables-legacy-restore >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v setpriv >/dev/null || need+=(util-linux)
+command -v openssl >/dev/null || need+=(openssl)
 libs=$(ldconfig -p)
 [[ $libs == *"libnftables.so.1 "* ]] || need+=(libnftables1)
 [[ $libs == *"libxtables.so.12 "* ]] || need+=(libxtables12)
@@ -22,4 +23,10 @@ if ((${#need[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# The pinned Kubernetes tools are built from Go modules (hack/tools.sh): Go >= 1.25.
+if ! command -v go >/dev/null; then
+    echo "hack/deps.sh: Go >= 1.25 is needed to build the pinned Kubernetes tools" >&2
+    exit 1
 fi

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Build the pinned Kubernetes tools (versions: hack/tools/go.mod) with `go build`, into a
+# cache outside the repo; binaries already there are reused.
+#
+#   hack/tools.sh build [NAME...]   build NAMEs (default: all); prints nothing on success
+#   hack/tools.sh bin-dir           where the binaries are
+#   hack/tools.sh replaces          print the staging-module replace block for go.mod
+set -euo pipefail
+cd "$(dirname "$0")/tools"
+
+declare -A PKG=(
+    [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
+    [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+    [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
+    [kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
+    [kubelet]=k8s.io/kubernetes/cmd/kubelet
+    [kubeadm]=k8s.io/kubernetes/cmd/kubeadm
+    [kubectl]=k8s.io/kubernetes/cmd/kubectl
+    [etcd]=go.etcd.io/etcd/server/v3
+    [helm]=helm.sh/helm/v3/cmd/helm
+    [kind]=sigs.k8s.io/kind
+)
+ALL=(kube-apiserver etcd kubectl kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm helm kind)
+
+k8s=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' go.mod)
+key=$( (cat go.mod go.sum; go env GOVERSION) | sha256sum | cut -c1-12)
+cache=${PODNAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/podnat}
+bin=$cache/tools-$k8s-$key/bin
+
+version_ldflags() {
+    # What a release build stamps, so `kube-apiserver --version` says v1.35.x.
+    local major minor pkg flags=""
+    major=$(cut -d. -f1 <<<"${k8s#v}")
+    minor=$(cut -d. -f2 <<<"$k8s")
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        flags+=" -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+        flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    done
+    echo "$flags"
+}
+
+case ${1:-build} in
+bin-dir)
+    echo "$bin"
+    ;;
+replaces)
+    mod=$(go env GOMODCACHE)/k8s.io/kubernetes@$k8s/go.mod
+    [[ -f $mod ]] || GOFLAGS=-mod=mod go mod download k8s.io/kubernetes
+    echo "replace ("
+    awk -v v="v0.${k8s#v1.}" '$2 == "=>" && $3 ~ /^\.\/staging/ {print "\t" $1 " => " $1 " " v}' "$mod"
+    echo ")"
+    ;;
+build)
+    shift || true
+    names=("$@")
+    ((${#names[@]})) || names=("${ALL[@]}")
+    mkdir -p "$bin"
+    for name in "${names[@]}"; do
+        [[ -n ${PKG[$name]:-} ]] || { echo "hack/tools.sh: unknown tool $name" >&2; exit 2; }
+        [[ -x $bin/$name ]] && continue
+        started=$(date +%s)
+        ldflags="-s -w"
+        [[ ${PKG[$name]} == k8s.io/kubernetes/* ]] && ldflags+=$(version_ldflags)
+        GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$bin/$name.tmp" "${PKG[$name]}"
+        mv "$bin/$name.tmp" "$bin/$name"
+        echo "hack/tools.sh: built $name in $(($(date +%s) - started))s" >&2
+    done
+    ;;
+*)
+    sed -n '2,8p' "$0" >&2
+    exit 2
+    ;;
+esac

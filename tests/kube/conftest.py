@@ -1,0 +1,30 @@
+"""A real kube-apiserver + etcd for the whole session (hack/controlplane.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
+from controlplane import ControlPlane, tools_bin
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    override = os.environ.get("PODNAT_TOOLS_BIN")
+    bin_dir = Path(override) if override else tools_bin()
+    for name in ("etcd", "kube-apiserver"):
+        if not (bin_dir / name).exists():
+            pytest.fail(f"{bin_dir / name} is missing: run `make tools` (make test does)")
+    with tempfile.TemporaryDirectory(prefix="podnat-cp-") as state:
+        plane = ControlPlane(Path(state), bin_dir)
+        try:
+            plane.up()
+            yield plane
+        finally:
+            plane.down()
