@@ -61,6 +61,10 @@ build)
         started=$(date +%s)
         ldflags="-s -w"
         [[ ${PKG[$name]} == k8s.io/kubernetes/* ]] && ldflags+=$(version_ldflags)
+        if [[ $name == helm ]]; then
+            helm=$(awk '$1 == "helm.sh/helm/v3" {print $2; exit}' go.mod)
+            ldflags+=" -X helm.sh/helm/v3/internal/version.version=$helm"
+        fi
         GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$bin/$name.tmp" "${PKG[$name]}"
         mv "$bin/$name.tmp" "$bin/$name"
         echo "hack/tools.sh: built $name in $(($(date +%s) - started))s" >&2

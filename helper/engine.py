@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ BACKEND_CHOICES = ("auto", "nft", "iptables-legacy")
 _log = logging.getLogger("podnat")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Outcome:
     """What to tell the user at the end: a one-line summary and the exit code."""
 
@@ -109,6 +108,8 @@ def _verify(plan: RedirectPlan, selection: Selection) -> Outcome:
     live = backend.listing()
     if live == expected:
         return Outcome(f"verified: {backend.name} holds exactly the planned ruleset")
+    import difflib  # noqa: PLC0415 - only verify needs it
+
     diff = "".join(
         difflib.unified_diff(
             expected.splitlines(keepends=True),

@@ -38,7 +38,7 @@ T = TypeVar("T")
 _Reporter = Callable[[str], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Problem:
     """One reason the annotations are invalid."""
 

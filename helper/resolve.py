@@ -17,7 +17,7 @@ class FamilyUnavailableError(Exception):
     exit_code = 4
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Resolution:
     resolved: ResolvedPlan
     warnings: tuple[str, ...] = field(default=())

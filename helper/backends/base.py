@@ -14,7 +14,7 @@ class BackendError(Exception):
     exit_code = 4
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Probe:
     """Whether a real write into the backend's nat table succeeded, and for which families."""
 

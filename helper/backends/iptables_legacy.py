@@ -118,6 +118,8 @@ class IptablesLegacyBackend:
         commits_last: Family | None = None,
     ) -> list[dict[str, Any] | BackendError]:
         """Send `op` to every family at once, then collect each reply or error."""
+        if not families:  # the usual case on the nft path: nothing to load
+            return []
         from helper.backends.xtables_worker import LocalFamily, Request  # noqa: PLC0415 - lazy
 
         request = Request(op, resolved, commits_last=commits_last)

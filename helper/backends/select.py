@@ -19,7 +19,7 @@ from helper.backends.base import Backend, BackendError, Probe
 NOT_PROBED = "not probed: nft works and this backend holds no nat rules here"  # cannot win
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Observation:
     name: str
     probe: Probe
@@ -27,7 +27,7 @@ class Observation:
     holds_foreign: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Choice:
     name: str
     reason: str
@@ -56,7 +56,7 @@ def choose(observations: Sequence[Observation]) -> Choice:
     return Choice(first.name, "; ".join([why, *skipped]))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Selection:
     backend: Backend
     probe: Probe

@@ -13,22 +13,21 @@ backoff and full jitter until the deadline; 401/403/404 fail at once with the fi
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import logging
 import os
-import random
 import ssl
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from helper.sources.base import SERVICE_ACCOUNT_DIR, AccessDeniedError, SourceError
 
 _RETRYABLE = {429, 500, 502, 503, 504}
+_WARMUP_S = 10.0  # how long 401/403 are retried once a down server answers again
 _log = logging.getLogger("podnat")
 
 
@@ -115,6 +114,11 @@ class KubeApiSource:
         self.connection = connection
         self.timeout = timeout
         self._uid: str | None = None
+        url = urllib.parse.urlsplit(connection.server)
+        if url.scheme != "https" or not url.hostname:
+            raise SourceError(f"the API server must be an https URL, not {connection.server!r}")
+        self._host, self._port = url.hostname, url.port or 443
+        self._http: http.client.HTTPSConnection | None = None
 
     def describe(self) -> str:
         return (
@@ -135,7 +139,7 @@ class KubeApiSource:
 
     def event(self, reason: str, message: str, *, warning: bool = False) -> None:
         """Best effort: a Kubernetes Event on the pod. Failing to post is only logged."""
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         body = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -180,81 +184,94 @@ class KubeApiSource:
         body: dict[str, Any] | None = None,
         deadline_s: float | None = None,
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + (self.timeout if deadline_s is None else deadline_s)
+        budget = self.timeout if deadline_s is None else deadline_s
+        deadline = time.monotonic() + budget
         delay, attempt = 0.1, 0
+        unreachable = False  # until the server answered once after failing to
+        answering_since: float | None = None
         while True:
             attempt += 1
             try:
-                return self._once(method, path, body)
-            except urllib.error.HTTPError as err:
-                if err.code in (401, 403):
-                    raise AccessDeniedError(self._explain(err, verb, resource)) from err
-                if err.code not in _RETRYABLE:
-                    raise SourceError(self._explain(err, verb, resource)) from err
-                problem = f"HTTP {err.code}"
-            except (OSError, ssl.SSLError) as err:  # refused, reset, DNS, timeout
-                problem = str(getattr(err, "reason", err))
+                status, reply = self._once(method, path, body)
+            except (OSError, ssl.SSLError, http.client.HTTPException) as err:
+                self._drop_connection()  # refused, reset, timeout: reconnect next time
+                unreachable = True
+                status, reply, problem = 0, {}, str(err) or type(err).__name__
+            else:
+                if 200 <= status < 300:
+                    return reply
+                answering_since = answering_since or time.monotonic()
+                # A server that was just unreachable may answer 401/403 until its
+                # authorizer caches have synced (seen here after a restart); wait a bit.
+                warming = unreachable and time.monotonic() - answering_since < _WARMUP_S
+                if status in (401, 403) and not warming:
+                    raise AccessDeniedError(self._explain(status, reply, verb, resource))
+                if status not in _RETRYABLE and status not in (401, 403):
+                    raise SourceError(self._explain(status, reply, verb, resource))
+                problem = f"HTTP {status}"
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SourceError(
-                    f"{verb} {resource} at {self.connection.server} failed for "
-                    f"{self.timeout if deadline_s is None else deadline_s:g}s "
+                    f"{verb} {resource} at {self.connection.server} failed for {budget:g}s "
                     f"({attempt} attempts); last error: {problem}"
                 )
-            pause = min(random.uniform(0, delay), remaining)  # noqa: S311 - jitter, not crypto
+            pause = min(_jitter(delay), remaining)
             _log.info("API %s %s: %s; retrying in %.2fs", method, resource, problem, pause)
             time.sleep(pause)
             delay = min(delay * 2, 5.0)
 
-    def _once(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
-        # https to the configured API server only: the URL is built from it, so the
-        # file: and custom schemes ruff's S310 warns about cannot occur.
-        url = self.connection.server + path
-        if not url.startswith("https://"):
-            raise SourceError(f"refusing a non-https API server URL: {url}")
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-            **self.connection.headers,
-        }
-        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
-        context = self.connection.context
-        with urllib.request.urlopen(request, context=context, timeout=5) as reply:  # noqa: S310
-            result: dict[str, Any] = json.loads(reply.read() or b"{}")
-            return result
+    def _once(
+        self, method: str, path: str, body: dict[str, Any] | None
+    ) -> tuple[int, dict[str, Any]]:
+        """One request on a kept-alive connection: the GET and the Event share a handshake."""
+        if self._http is None:
+            self._http = http.client.HTTPSConnection(
+                self._host, self._port, context=self.connection.context, timeout=5
+            )
+        headers = {"Accept": "application/json", **self.connection.headers}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        self._http.request(method, path, body=data, headers=headers)
+        response = self._http.getresponse()
+        raw = response.read()
+        try:
+            parsed = json.loads(raw) if raw else {}
+        except ValueError:
+            parsed = {"message": raw[:200].decode(errors="replace")}
+        return response.status, parsed if isinstance(parsed, dict) else {}
 
-    def _explain(self, err: urllib.error.HTTPError, verb: str, resource: str) -> str:
+    def _drop_connection(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def _explain(self, status: int, reply: dict[str, Any], verb: str, resource: str) -> str:
         who, ns = self.connection.account, self.pod.namespace
-        detail = _status_message(err)
-        if err.code == 401:
+        detail = str(reply.get("message", "no message"))
+        if status == 401:
             return (
                 f"the API server rejected the credentials of {who} (401: {detail}); "
                 "is the token expired or meant for another audience?"
             )
-        if err.code == 403:
+        if status == 403:
             return (
                 f"{who} may not {verb} {resource} in namespace {ns} (403: {detail}). "
                 f"Fix: bind it a Role that allows {verb} on {resource}, e.g. "
-                f"kubectl -n {ns} create role podnat --verb=get --resource=pods && "
-                f"kubectl -n {ns} create rolebinding podnat --role=podnat "
+                f"kubectl -n {ns} create role podnat-{resource} --verb={verb} "
+                f"--resource={resource} && kubectl -n {ns} create rolebinding "
+                f"podnat-{resource} --role=podnat-{resource} "
                 f"--serviceaccount={_account_ref(who, ns)}; or use the Downward API "
                 "file (--source file)"
             )
-        if err.code == 404:
+        if status == 404:
             return (
                 f"pod {self.pod} not found (404: {detail}): check POD_NAME/POD_NAMESPACE"
                 if resource == "pods"
                 else f"{resource}: not found (404: {detail})"
             )
-        return f"{verb} {resource}: HTTP {err.code}: {detail}"
-
-
-def _status_message(err: urllib.error.HTTPError) -> str:
-    try:
-        return str(json.loads(err.read()).get("message", err.reason))
-    except (ValueError, OSError):
-        return str(err.reason)
+        return f"{verb} {resource}: HTTP {status}: {detail}"
 
 
 def _account_ref(subject: str, namespace: str) -> str:
@@ -262,3 +279,8 @@ def _account_ref(subject: str, namespace: str) -> str:
     if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"]:
         return f"{parts[2]}:{parts[3]}"
     return f"{namespace}:SERVICE_ACCOUNT"
+
+
+def _jitter(ceiling: float) -> float:
+    """Full jitter in [0, ceiling). os.urandom: `random` would import hashlib (~3 ms)."""
+    return ceiling * int.from_bytes(os.urandom(2), "big") / 65536
