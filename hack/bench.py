@@ -172,16 +172,7 @@ def cold_start(ns: str, repeat: int) -> tuple[float, float]:
             "--log-level",
             "warning",
         ]
-        walls, rss = [], []
-        for _ in range(repeat):
-            started = time.perf_counter()
-            proc = subprocess.Popen(argv)
-            _, status, usage = os.wait4(proc.pid, 0)
-            walls.append((time.perf_counter() - started) * 1000)
-            rss.append(usage.ru_maxrss / 1024)
-            if os.waitstatus_to_exitcode(status) != 0:
-                raise RuntimeError("podnat apply failed")
-        return statistics.median(walls), max(rss)
+        return _run_measured(argv, dict(os.environ), repeat)
 
 
 def api_path(ns: str, repeat: int) -> tuple[tuple[float, float], tuple[float, float]]:
