@@ -242,3 +242,21 @@ def test_auto_falls_back_to_the_downward_file_without_rbac(
     assert "may not get pods" in result.stderr
     assert "using Downward API file" in result.stderr
     assert "table inet podnat" in nat_dump(lab.pod, "nft")
+
+
+def test_source_api_outside_a_pod_uses_the_kubeconfig(
+    lab: Lab, control_plane: ControlPlane, tenant_factory: object
+) -> None:
+    tenant = tenant_factory({R: "4321:1234"}, POD_ROLE)  # type: ignore[operator]
+    env = {
+        "KUBECONFIG": str(control_plane.kubeconfig),
+        "KUBERNETES_SERVICE_HOST": "",
+        "POD_NAME": "web",
+        "POD_NAMESPACE": tenant.namespace,
+    }
+    result = podnat(
+        lab.pod, "apply", None, "--source", "api", "--service-account-dir", "/nonexistent", env=env
+    )
+    assert result.code == 0, result.stderr
+    assert "with the kubeconfig" in result.stderr
+    assert "table inet podnat" in nat_dump(lab.pod, "nft")
