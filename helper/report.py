@@ -19,7 +19,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            + f".{int(record.created % 1 * 1_000_000):06d}Z",
             "level": record.levelname.lower(),
             "msg": record.getMessage(),
         }
