@@ -1,11 +1,12 @@
 """The iptables-legacy backend, through python-iptables (libiptc in-process).
 
 podnat owns the chains PODNAT-PREROUTING / PODNAT-OUTPUT in the nat table and
-one jump to each, first in PREROUTING / OUTPUT. Each family's table is served by
-its own process (see xtables_worker). An apply is a two-phase commit:
-every family stages its whole table first (any error: nothing changed); then
-all commit, and if one commit fails the others are rolled back to what they
-held before, so a pod never runs with half of its redirects.
+one jump to each, first in PREROUTING / OUTPUT. libxtables serves one address
+family per process, so the first family is served in-process and the other by a
+worker (see xtables_worker). An apply is a two-phase commit: every family stages
+its whole table first (any error: nothing changed); then they commit in turn,
+and if a commit fails the families already committed are rolled back to what
+they held before, so a pod never runs with half of its redirects.
 """
 
 from __future__ import annotations
