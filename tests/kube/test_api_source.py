@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -151,11 +152,10 @@ def test_rules_from_the_api_carry_real_traffic_and_an_event(
 
 def test_an_account_without_rbac_fails_fast_with_the_fix(lab: Lab, tenant_factory: object) -> None:
     tenant = tenant_factory({R: "4321:1234"}, {})  # type: ignore[operator]
-    started = time.monotonic()
     result = apply_via_api(lab, tenant)
     assert result.code == 3
-    assert time.monotonic() - started < 10  # 403 is not retried
     message = result.stderr
+    assert "retrying" not in message  # a 403 is an answer, not an outage
     assert f"system:serviceaccount:{tenant.namespace}:app may not get pods" in message
     assert f"--serviceaccount={tenant.namespace}:app" in message
     assert "Traceback" not in message
@@ -191,12 +191,12 @@ def test_an_api_server_that_never_answers_fails_at_the_deadline(
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = str(closed.getsockname()[1])
-    started = time.monotonic()
     result = apply_via_api(lab, tenant, "--timeout", "3", env={"KUBERNETES_SERVICE_PORT": port})
-    elapsed = time.monotonic() - started
     assert result.code == 3
-    assert 3 <= elapsed < 15
-    assert "failed for 3s" in result.stderr
+    attempts = re.search(r"failed for 3s \((\d+) attempts\)", result.stderr)
+    assert attempts, result.stderr
+    assert int(attempts[1]) >= 3  # backed off and retried until the deadline, then gave up
+    assert result.stderr.count("retrying in") == int(attempts[1]) - 1
     assert "Connection refused" in result.stderr
 
 
