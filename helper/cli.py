@@ -14,6 +14,7 @@ from pathlib import Path
 
 from helper import engine, report
 from helper.backends.base import BackendError
+from helper.inject import Denied, InjectConfig
 from helper.model import RedirectPlan
 from helper.netns import NetnsError, entered
 from helper.parse import InvalidPlanError
@@ -22,7 +23,14 @@ from helper.sources.base import EventSink, SourceError
 from helper.sources.select import Selected, add_source_arguments, select_source
 
 EXIT_OK, EXIT_DRIFT, EXIT_INVALID, EXIT_SOURCE, EXIT_BACKEND = 0, 1, 2, 3, 4
-_KNOWN_ERRORS = (InvalidPlanError, SourceError, BackendError, FamilyUnavailableError, NetnsError)
+_KNOWN_ERRORS = (
+    InvalidPlanError,
+    SourceError,
+    BackendError,
+    FamilyUnavailableError,
+    NetnsError,
+    Denied,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "cleanup":
             with entered(args.netns):
                 outcome = engine.cleanup(args.backend, args.lock_file)
+        elif args.command == "inject":
+            outcome = _inject(args)
         else:
             selected = select_source(args)
             events = selected.source if isinstance(selected.source, EventSink) else None
@@ -82,6 +92,23 @@ def _run(args: argparse.Namespace, selected: Selected, log: logging.Logger) -> e
         return engine.apply(plan, args.backend, args.dry_run, args.lock_file)
 
 
+def _inject(args: argparse.Namespace) -> engine.Outcome:
+    from helper.inject import InjectConfig, mutate  # noqa: PLC0415 - not on the apply path
+    from helper.manifests import dump_documents, read_documents  # noqa: PLC0415
+
+    where = "stdin" if args.filename == "-" else args.filename
+    try:
+        text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text()
+    except OSError as err:
+        raise SourceError(f"{where}: {err.strerror}") from err
+    config = InjectConfig(args.image, args.pull_policy, args.backend, args.run_as_user)
+    documents = [
+        mutate(doc, config) if isinstance(doc, dict) else doc for doc in read_documents(text, where)
+    ]
+    print(dump_documents(documents), end="")  # noqa: T201 - inject's output
+    return engine.Outcome(f"injected where annotated: {where}")
+
+
 def _print_plan(plan: RedirectPlan, fmt: str) -> engine.Outcome:
     from helper.render import iptables, nft  # noqa: PLC0415 - only this command renders both
 
@@ -97,7 +124,7 @@ def _print_plan(plan: RedirectPlan, fmt: str) -> engine.Outcome:
     return engine.Outcome(f"planned: {plan.summary()}")
 
 
-_COMMANDS = ("apply", "plan", "verify", "cleanup")
+_COMMANDS = ("apply", "plan", "verify", "cleanup", "inject")
 
 
 def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
@@ -161,6 +188,20 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
             parents=[common, source, kernel],
             help="exit 0 if the live rules equal the plan, else 1 and a diff",
         )
+    if only in (None, "inject"):
+        inject = sub.add_parser(
+            "inject", parents=[common], help="add the podnat init container to manifests"
+        )
+        inject.add_argument("-f", "--filename", default="-", help="YAML file, or - for stdin")
+        inject.add_argument("--image", default=InjectConfig.image, help="the podnat image")
+        inject.add_argument("--pull-policy", default=InjectConfig.pull_policy)
+        inject.add_argument(
+            "--backend",
+            choices=engine.BACKEND_CHOICES,
+            default="auto",
+            help="--backend for the injected podnat apply",
+        )
+        inject.add_argument("--run-as-user", type=int, default=None)
     if only in (None, "cleanup"):
         sub.add_parser(
             "cleanup", parents=[common, kernel], help="remove everything podnat owns, nothing else"

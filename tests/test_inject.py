@@ -1,0 +1,143 @@
+"""`podnat inject` and the mutation it shares with the webhook."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from helper.inject import INIT_NAME, Denied, InjectConfig, mutate
+from tests.cases import R
+from tests.netns.podnat import REPO
+
+GOLDEN = Path(__file__).parent / "golden" / "inject"
+
+
+def pod(annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "annotations": annotations or {}},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}], **spec},
+    }
+
+
+def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "helper.cli", *argv],
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_every_workload_kind_matches_the_golden_file() -> None:
+    done = run("inject", "-f", str(GOLDEN / "workloads.in.yaml"), "--image", "podnat:test")
+    assert done.returncode == 0, done.stderr
+    golden = GOLDEN / "workloads.golden.yaml"
+    if os.environ.get("REFRESH_GOLDEN"):
+        golden.write_text(done.stdout)
+    assert done.stdout == golden.read_text(), "if intended: REFRESH_GOLDEN=1 make test-quick"
+
+
+def test_golden_output_injects_each_annotated_pod_template_once() -> None:
+    docs = list(yaml.safe_load_all((GOLDEN / "workloads.golden.yaml").read_text()))
+    injected = {d["metadata"]["name"] for d in docs if INIT_NAME in yaml.safe_dump(d)}
+    assert injected == {
+        "pod",
+        "deployment",
+        "statefulset",
+        "daemonset",
+        "replicaset",
+        "job",
+        "cronjob",
+    }
+
+
+def test_podnat_init_comes_first_and_existing_init_containers_stay() -> None:
+    out = mutate(
+        pod({R: "1:2"}, initContainers=[{"name": "migrate", "image": "m"}]), InjectConfig()
+    )
+    assert [c["name"] for c in out["spec"]["initContainers"]] == [INIT_NAME, "migrate"]
+
+
+def test_a_pod_without_the_annotation_is_returned_untouched() -> None:
+    original = pod({"other": "x"})
+    assert mutate(original, InjectConfig()) is original
+
+
+def test_injecting_twice_changes_nothing_the_second_time() -> None:
+    once = mutate(pod({R: "1:2"}), InjectConfig())
+    frozen = copy.deepcopy(once)
+    assert mutate(once, InjectConfig()) is once
+    assert once == frozen
+
+
+def test_the_input_object_is_not_modified() -> None:
+    original = pod({R: "1:2"})
+    before = copy.deepcopy(original)
+    mutate(original, InjectConfig())
+    assert original == before
+
+
+def test_least_privilege_net_raw_only_for_an_explicit_legacy_backend() -> None:
+    def caps(backend: str) -> list[str]:
+        out = mutate(pod({R: "1:2"}), InjectConfig(backend=backend))
+        security = out["spec"]["initContainers"][0]["securityContext"]
+        assert security["capabilities"]["drop"] == ["ALL"]
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["readOnlyRootFilesystem"] is True
+        return list(security["capabilities"]["add"])
+
+    assert caps("auto") == ["NET_ADMIN"]
+    assert caps("nft") == ["NET_ADMIN"]
+    assert caps("iptables-legacy") == ["NET_ADMIN", "NET_RAW"]
+
+
+def test_invalid_annotations_are_denied_with_the_parsers_message() -> None:
+    with pytest.raises(Denied) as denied:
+        mutate(pod({R: "4321:1234, 99999:1"}), InjectConfig())
+    assert denied.value.message == (
+        'Pod web: invalid annotations: podnat.io/redirect: "99999:1": '
+        "port 99999 is out of range 1-65535"
+    )
+
+
+def test_host_network_pods_with_the_annotation_are_denied() -> None:
+    with pytest.raises(Denied, match="hostNetwork pod would rewrite the node's own NAT rules"):
+        mutate(pod({R: "1:2"}, hostNetwork=True), InjectConfig())
+
+
+def test_host_network_pods_without_the_annotation_pass() -> None:
+    original = pod({}, hostNetwork=True)
+    assert mutate(original, InjectConfig()) is original
+
+
+def test_inject_reads_stdin_and_fails_with_exit_2_on_invalid_annotations() -> None:
+    done = run("inject", "-f", "-", stdin=yaml.safe_dump(pod({R: "80-90:1-2"})))
+    assert done.returncode == 2
+    assert "ranges of unequal length" in done.stderr
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+
+
+def test_inject_rejects_malformed_yaml_with_exit_3() -> None:
+    done = run("inject", "-f", "-", stdin="kind: Pod\nmetadata: [unclosed\n")
+    assert done.returncode == 3
+    assert "stdin: not valid YAML" in done.stderr
+
+
+def test_objects_podnat_leaves_alone_come_out_unchanged() -> None:
+    docs = list(yaml.safe_load_all((GOLDEN / "workloads.in.yaml").read_text()))
+    out = list(yaml.safe_load_all((GOLDEN / "workloads.golden.yaml").read_text()))
+    for before, after in zip(docs, out, strict=True):
+        if before["metadata"]["name"] in ("not-annotated", "untouched"):
+            assert after == before
