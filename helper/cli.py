@@ -46,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 outcome = engine.cleanup(args.backend, args.lock_file)
         elif args.command == "inject":
             outcome = _inject(args)
+        elif args.command == "webhook":
+            from helper.webhook import serve  # noqa: PLC0415 - only this command serves
+
+            serve(_inject_config(args), args.host, args.port, args.cert, args.key)
+            outcome = engine.Outcome("webhook stopped")
         else:
             selected = select_source(args)
             events = selected.source if isinstance(selected.source, EventSink) else None
@@ -93,7 +98,7 @@ def _run(args: argparse.Namespace, selected: Selected, log: logging.Logger) -> e
 
 
 def _inject(args: argparse.Namespace) -> engine.Outcome:
-    from helper.inject import InjectConfig, mutate  # noqa: PLC0415 - not on the apply path
+    from helper.inject import mutate  # noqa: PLC0415 - not on the apply path
     from helper.manifests import dump_documents, read_documents  # noqa: PLC0415
 
     where = "stdin" if args.filename == "-" else args.filename
@@ -101,12 +106,16 @@ def _inject(args: argparse.Namespace) -> engine.Outcome:
         text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text()
     except OSError as err:
         raise SourceError(f"{where}: {err.strerror}") from err
-    config = InjectConfig(args.image, args.pull_policy, args.backend, args.run_as_user)
+    config = _inject_config(args)
     documents = [
         mutate(doc, config) if isinstance(doc, dict) else doc for doc in read_documents(text, where)
     ]
     print(dump_documents(documents), end="")  # noqa: T201 - inject's output
     return engine.Outcome(f"injected where annotated: {where}")
+
+
+def _inject_config(args: argparse.Namespace) -> InjectConfig:
+    return InjectConfig(args.image, args.pull_policy, args.backend, args.run_as_user)
 
 
 def _print_plan(plan: RedirectPlan, fmt: str) -> engine.Outcome:
@@ -124,7 +133,7 @@ def _print_plan(plan: RedirectPlan, fmt: str) -> engine.Outcome:
     return engine.Outcome(f"planned: {plan.summary()}")
 
 
-_COMMANDS = ("apply", "plan", "verify", "cleanup", "inject")
+_COMMANDS = ("apply", "plan", "verify", "cleanup", "inject", "webhook")
 
 
 def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
@@ -188,20 +197,29 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
             parents=[common, source, kernel],
             help="exit 0 if the live rules equal the plan, else 1 and a diff",
         )
+    injected = argparse.ArgumentParser(add_help=False)
+    injected.add_argument("--image", default=InjectConfig.image, help="the podnat image")
+    injected.add_argument("--pull-policy", default=InjectConfig.pull_policy)
+    injected.add_argument(
+        "--backend",
+        choices=engine.BACKEND_CHOICES,
+        default="auto",
+        help="--backend for the injected podnat apply",
+    )
+    injected.add_argument("--run-as-user", type=int, default=None)
     if only in (None, "inject"):
         inject = sub.add_parser(
-            "inject", parents=[common], help="add the podnat init container to manifests"
+            "inject", parents=[common, injected], help="add the podnat init container to manifests"
         )
         inject.add_argument("-f", "--filename", default="-", help="YAML file, or - for stdin")
-        inject.add_argument("--image", default=InjectConfig.image, help="the podnat image")
-        inject.add_argument("--pull-policy", default=InjectConfig.pull_policy)
-        inject.add_argument(
-            "--backend",
-            choices=engine.BACKEND_CHOICES,
-            default="auto",
-            help="--backend for the injected podnat apply",
+    if only in (None, "webhook"):
+        webhook = sub.add_parser(
+            "webhook", parents=[common, injected], help="serve the mutating admission webhook"
         )
-        inject.add_argument("--run-as-user", type=int, default=None)
+        webhook.add_argument("--cert", type=Path, required=True, help="TLS certificate (PEM)")
+        webhook.add_argument("--key", type=Path, required=True, help="TLS private key (PEM)")
+        webhook.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a pod's server
+        webhook.add_argument("--port", type=int, default=8443)
     if only in (None, "cleanup"):
         sub.add_parser(
             "cleanup", parents=[common, kernel], help="remove everything podnat owns, nothing else"

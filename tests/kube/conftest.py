@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client, config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from controlplane import ControlPlane, tools_bin
@@ -28,3 +29,11 @@ def control_plane() -> Iterator[ControlPlane]:
             yield plane
         finally:
             plane.down()
+
+
+@pytest.fixture(scope="session")
+def api(control_plane: ControlPlane) -> client.ApiClient:
+    made: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(control_plane.kubeconfig)
+    )
+    return made

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from controlplane import ControlPlane
-from kubernetes import client, config
+from kubernetes import client
 
 from tests.cases import R
 from tests.lab import Lab
@@ -28,14 +28,6 @@ class Tenant:
     pod: str
     sa_dir: Path
     env: dict[str, str]
-
-
-@pytest.fixture(scope="session")
-def api(control_plane: ControlPlane) -> client.ApiClient:
-    made: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(control_plane.kubeconfig)
-    )
-    return made
 
 
 @pytest.fixture

@@ -1,0 +1,202 @@
+"""`podnat webhook`: the mutating admission webhook's HTTPS server.
+
+A plain ASGI app served by uvicorn. POST /mutate takes AdmissionReview v1 (the
+decision is helper.admission's); /healthz, /readyz and /metrics (Prometheus) are
+for probes and scraping. The TLS certificate and key are reloaded into the live
+SSL context when their files change (cert-manager and the chart rotate them), so
+new connections get the new certificate without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+from helper.admission import BadReview, review
+from helper.inject import InjectConfig
+
+MAX_BODY = 3 * 1024 * 1024  # the API server sends at most ~3 MiB objects
+_log = logging.getLogger("podnat")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "podnat_webhook_requests_total",
+            "HTTP requests",
+            ["path", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "podnat_webhook_request_seconds",
+            "Time to answer /mutate",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5),
+            registry=self.registry,
+        )
+        self.injections = Counter(
+            "podnat_webhook_injections_total", "Pods injected", registry=self.registry
+        )
+        self.denials = Counter(
+            "podnat_webhook_denials_total", "Pods denied", registry=self.registry
+        )
+
+
+@dataclass
+class App:
+    """The ASGI application."""
+
+    config: InjectConfig
+    metrics: Metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path in ("/healthz", "/readyz") and method == "GET":
+            await self._reply(send, path, 200, b"ok\n", b"text/plain")
+        elif path == "/metrics" and method == "GET":
+            await self._reply(
+                send,
+                path,
+                200,
+                generate_latest(self.metrics.registry),
+                CONTENT_TYPE_LATEST.encode(),
+            )
+        elif path == "/mutate" and method == "POST":
+            await self._mutate(receive, send)
+        else:
+            await self._reply(send, path, 404, b"not found\n", b"text/plain")
+
+    async def _mutate(self, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        body = await _read_body(receive, MAX_BODY)
+        if body is None:
+            await self._reply(send, "/mutate", 413, b"request body too large\n", b"text/plain")
+            return
+        try:
+            answer = review(body, self.config)
+        except BadReview as err:
+            await self._reply(send, "/mutate", 400, f"{err}\n".encode(), b"text/plain")
+            return
+        response = answer["response"]
+        if "patch" in response:
+            self.metrics.injections.inc()
+        if not response["allowed"]:
+            self.metrics.denials.inc()
+            _log.info("denied: %s", response["status"]["message"])
+        payload = _json(answer)
+        self.metrics.latency.observe(time.perf_counter() - started)
+        await self._reply(send, "/mutate", 200, payload, b"application/json")
+
+    async def _reply(self, send: Send, path: str, code: int, body: bytes, kind: bytes) -> None:
+        self.metrics.requests.labels(path=path, code=str(code)).inc()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": code,
+                "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+class CertReloader:
+    """Reload cert and key into the server's SSL context when the files change."""
+
+    def __init__(self, context: Any, cert: Path, key: Path, interval: float = 2.0) -> None:
+        self.context, self.cert, self.key, self.interval = context, cert, key, interval
+        self._stamp = self._current()
+
+    def _current(self) -> tuple[float, float]:
+        return (self.cert.stat().st_mtime, self.key.stat().st_mtime)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                stamp = self._current()
+                if stamp != self._stamp:
+                    self.context.load_cert_chain(self.cert, self.key)
+                    self._stamp = stamp
+                    _log.info("reloaded the TLS certificate from %s", self.cert)
+            except (OSError, ValueError) as err:  # mid-rotation: keep serving the old one
+                _log.warning("TLS certificate reload failed, keeping the old one: %s", err)
+
+
+def serve(config: InjectConfig, host: str, port: int, cert: Path, key: Path) -> None:
+    import uvicorn  # noqa: PLC0415 - only the webhook needs a server
+
+    app = App(config, Metrics())
+    server_config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(server_config)
+
+    async def main() -> None:
+        server_config.load()
+        reloader = CertReloader(server_config.ssl, cert, key)
+        task = asyncio.create_task(reloader.run())
+        try:
+            await server.serve()
+        finally:
+            task.cancel()
+
+    _log.info("webhook listening on https://%s:%d (image %s)", host, port, config.image)
+    asyncio.run(main())
