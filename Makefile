@@ -55,7 +55,8 @@ demo: deps venv
 	$(PY) hack/demo.py
 
 bench: deps venv tools-test
-	$(PY) hack/bench.py
+	@status=0; $(PY) hack/bench.py || status=1; $(PY) hack/bench_admission.py || status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV_STAMP) *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
