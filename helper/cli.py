@@ -22,7 +22,7 @@ from helper.resolve import FamilyUnavailableError
 from helper.sources.base import EventSink, SourceError
 from helper.sources.select import Selected, add_source_arguments, select_source
 
-EXIT_OK, EXIT_DRIFT, EXIT_INVALID, EXIT_SOURCE, EXIT_BACKEND = 0, 1, 2, 3, 4
+EXIT_OK = 0  # the others are each error type's exit_code
 _KNOWN_ERRORS = (
     InvalidPlanError,
     SourceError,

@@ -86,11 +86,8 @@ def _apply(plan: RedirectPlan, selection: Selection, dry_run: bool) -> Outcome:
         return Outcome(f"dry run: {backend.name} ruleset printed, nothing changed")
     listing = backend.apply(resolved)
     _log.info("installed ruleset (%s)", backend.name, extra={"ruleset": listing})
-    if listing != backend.expected_listing(resolved):
-        _log.warning("the kernel lists the ruleset differently from the plan; run podnat verify")
     for other in selection.others:
-        if other.holds_own_rules():
-            other.cleanup()
+        if other.cleanup():
             _log.warning("removed stale podnat rules from the %s backend", other.name)
     families = "/".join(resolved.families) or "no family"
     return Outcome(f"applied with {backend.name} ({families}): {plan.summary()}")

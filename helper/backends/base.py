@@ -23,6 +23,12 @@ class Probe:
     nat_families: frozenset[Family] = field(default=frozenset())
 
 
+@dataclass(frozen=True)
+class NatRules:
+    own: bool  # podnat's rules are there
+    foreign: bool  # another tool keeps nat rules there
+
+
 class Backend(Protocol):
     name: str
 
@@ -30,10 +36,8 @@ class Backend(Protocol):
         """Write into the nat table (leaving nothing behind) to prove the backend works."""
         ...
 
-    def holds_own_rules(self) -> bool: ...
-
-    def holds_foreign_nat_rules(self) -> bool:
-        """Whether another tool already keeps nat rules in this backend, in this netns."""
+    def nat_rules(self) -> NatRules:
+        """Who keeps nat rules in this backend, in this netns (one look, no writes)."""
         ...
 
     def render(self, resolved: ResolvedPlan) -> str:
@@ -41,7 +45,7 @@ class Backend(Protocol):
         ...
 
     def expected_listing(self, resolved: ResolvedPlan) -> str:
-        """What `listing()` returns once `resolved` is applied."""
+        """What `listing()` returns once `resolved` is applied (what `verify` compares)."""
         ...
 
     def listing(self) -> str:

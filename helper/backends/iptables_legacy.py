@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from helper.backends.base import BackendError, Probe
+from helper.backends.base import BackendError, NatRules, Probe
 from helper.backends.xtables_lock import xtables_lock
 from helper.model import Family, ResolvedPlan
 
@@ -90,11 +90,9 @@ class IptablesLegacyBackend:
             for reply in self._each(self._loaded_families(), "status")
         ]
 
-    def holds_own_rules(self) -> bool:
-        return any(own for own, _ in self._status())
-
-    def holds_foreign_nat_rules(self) -> bool:
-        return any(foreign for _, foreign in self._status())
+    def nat_rules(self) -> NatRules:
+        status = self._status()
+        return NatRules(own=any(o for o, _ in status), foreign=any(f for _, f in status))
 
     def _each(
         self,
@@ -200,6 +198,8 @@ class IptablesLegacyBackend:
             done.append(family)
 
     def cleanup(self) -> bool:
+        if not self._loaded_families():  # nothing ever wrote a legacy nat table here
+            return False
         removed = False
         with xtables_lock(self._lock_path):
             for family in self._loaded_families():

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from helper.backends.base import BackendError, Probe
+from helper.backends.base import BackendError, NatRules, Probe
 from helper.backends.libnftables import Nft, NftError
 from helper.model import Family, ResolvedPlan
 from helper.render import nft as render
 
+_log = logging.getLogger("podnat")
 _PROBE_TABLE = "podnat_probe"
 # Adding and deleting a nat chain in one batch is a real write the kernel must
 # accept (permission, nat chain type), yet it leaves nothing behind.
@@ -45,29 +47,28 @@ class NftBackend:
             frozenset({Family.IPV4, Family.IPV6}),
         )
 
-    def holds_own_rules(self) -> bool:
-        try:
-            return bool(self.listing())
-        except BackendError:
-            return False  # unreadable: the probe will say why
-
-    def holds_foreign_nat_rules(self) -> bool:
+    def nat_rules(self) -> NatRules:
+        own_table = (render.TABLE_FAMILY, render.TABLE)
         try:
             ruleset = self._nft.run_json("list ruleset")
-        except NftError:
-            return False
+        except (NftError, BackendError):
+            return NatRules(own=False, foreign=False)  # unreadable: the probe will say why
         items: list[dict[str, Any]] = ruleset.get("nftables", [])
+        own = any(
+            (t["family"], t["name"]) == own_table for item in items if (t := item.get("table"))
+        )
         nat_chains = {
             (c["family"], c["table"], c["name"])
             for item in items
             if (c := item.get("chain")) and c.get("type") == "nat"
         }
-        return any(
+        foreign = any(
             (r["family"], r["table"], r["chain"]) in nat_chains
-            and (r["family"], r["table"]) != (render.TABLE_FAMILY, render.TABLE)
+            and (r["family"], r["table"]) != own_table
             for item in items
             if (r := item.get("rule"))
         )
+        return NatRules(own=own, foreign=foreign)
 
     def render(self, resolved: ResolvedPlan) -> str:
         return render.render_transaction(resolved)
@@ -88,7 +89,10 @@ class NftBackend:
             self._nft.run(render.render_transaction(resolved))
         except NftError as err:
             raise BackendError(f"nft: transaction refused, nothing changed: {err.message}") from err
-        return self.listing()
+        listing = self.listing()
+        if listing != render.render_listing(resolved):  # nft printing drifted from ours
+            _log.warning("nft lists the ruleset differently from the plan; run podnat verify")
+        return listing
 
     def close(self) -> None:
         if self._nft_instance is not None:
@@ -96,11 +100,11 @@ class NftBackend:
             self._nft_instance = None
 
     def cleanup(self) -> bool:
-        if not self.holds_own_rules():
-            return False
         try:
             self._nft.run(render.render_cleanup())
         except NftError as err:
+            if err.is_not_found:
+                return False
             raise BackendError(f"nft: cannot delete podnat's table: {err.message}") from err
         return True
 

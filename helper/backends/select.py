@@ -78,8 +78,8 @@ def select(backends: Sequence[Backend], requested: str) -> Selection:
     observations: list[Observation] = []
     for index, backend in enumerate(backends):
         try:
-            holds_own = backend.holds_own_rules()
-            holds_foreign = backend.holds_foreign_nat_rules()
+            rules = backend.nat_rules()
+            holds_own, holds_foreign = rules.own, rules.foreign
         except BackendError:  # unreadable; its probe will say why
             holds_own = holds_foreign = False
         # Probing iptables-legacy costs a library load; skip it when it cannot win.

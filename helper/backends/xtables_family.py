@@ -28,10 +28,6 @@ class FamilyTable:
         self._table: Any = None
         self._snapshot: _Snapshot | None = None
 
-    @property
-    def error_types(self) -> tuple[type[Exception], ...]:
-        return (self._iptc.IPTCError, self._iptc.XTablesError)
-
     def _fresh(self) -> Any:
         iptc = self._iptc
         if self.family is Family.IPV4:

@@ -46,7 +46,7 @@ def render_transaction(resolved: ResolvedPlan) -> str:
 
 
 def render_cleanup() -> str:
-    return f"add table {TABLE_FAMILY} {TABLE}\ndelete table {TABLE_FAMILY} {TABLE}\n"
+    return f"delete table {TABLE_FAMILY} {TABLE}\n"
 
 
 def _prerouting_rules(resolved: ResolvedPlan) -> list[str]:
