@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from testbed import REPO, Pki, free_port
+
 RATE, SECONDS, CONNECTIONS = 200, 10, 8
 P99_TARGET_MS, RSS_TARGET_MB = 10.0, 80.0
 
@@ -66,65 +67,6 @@ def review_body() -> bytes:
             },
         }
     ).encode()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def certificates(d: Path) -> ssl.SSLContext:
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=ca",
-        "-keyout",
-        str(d / "ca.key"),
-        "-out",
-        str(d / "ca.crt"),
-    )
-    openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=bench",
-        "-keyout",
-        str(d / "tls.key"),
-        "-out",
-        str(d / "tls.csr"),
-    )
-    (d / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        str(d / "tls.csr"),
-        "-CA",
-        str(d / "ca.crt"),
-        "-CAkey",
-        str(d / "ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        str(d / "ext"),
-        "-out",
-        str(d / "tls.crt"),
-    )
-    return ssl.create_default_context(cafile=str(d / "ca.crt"))
 
 
 async def _connection(
@@ -209,7 +151,9 @@ def main() -> int:
     podnat = Path(sys.executable).with_name("podnat")
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        context = certificates(d)
+        pki = Pki.create(d)
+        pki.issue("tls", "/CN=bench")
+        context = pki.context()
         port = free_port()
         ours = measure(
             [

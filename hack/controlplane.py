@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -24,7 +23,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from testbed import REPO, Pki, free_port, openssl
+
 DEFAULT_DIR = Path(os.environ.get("PODNAT_CACHE", Path.home() / ".cache" / "podnat")) / "cluster"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 
@@ -34,17 +34,6 @@ def tools_bin() -> Path:
         [str(REPO / "hack" / "tools.sh"), "bin-dir"], check=True, capture_output=True, text=True
     )
     return Path(out.stdout.strip())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
 @dataclass
@@ -198,63 +187,18 @@ class ControlPlane:
 
     def _certificates(self) -> None:
         s = self.state
-        openssl(
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=podnat-test-ca",
-            "-keyout",
-            str(s / "ca.key"),
-            "-out",
-            str(self.ca),
-        )
-        self._sign(
+        pki = Pki.create(s, days=30)
+        pki.issue(
             "apiserver",
             "/CN=kube-apiserver",
             "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc",
+            days=30,
         )
-        self._sign("admin", "/O=system:masters/CN=podnat-admin", "extendedKeyUsage=clientAuth")
+        pki.issue(
+            "admin", "/O=system:masters/CN=podnat-admin", "extendedKeyUsage=clientAuth", days=30
+        )
         openssl("genrsa", "-out", str(s / "sa.key"), "2048")
         openssl("rsa", "-in", str(s / "sa.key"), "-pubout", "-out", str(s / "sa.pub"))
-
-    def _sign(self, name: str, subject: str, extension: str) -> None:
-        s = self.state
-        openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            subject,
-            "-keyout",
-            str(s / f"{name}.key"),
-            "-out",
-            str(s / f"{name}.csr"),
-        )
-        ext = s / f"{name}.ext"
-        ext.write_text(extension + "\n")
-        openssl(
-            "x509",
-            "-req",
-            "-in",
-            str(s / f"{name}.csr"),
-            "-CA",
-            str(self.ca),
-            "-CAkey",
-            str(s / "ca.key"),
-            "-CAcreateserial",
-            "-days",
-            "30",
-            "-extfile",
-            str(ext),
-            "-out",
-            str(s / f"{name}.crt"),
-        )
 
     def _write_kubeconfig(self, server: str) -> None:
         s = self.state

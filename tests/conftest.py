@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+# hack/ holds helpers the tests share with the benchmarks (testbed, controlplane).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hack"))
 
 from tests.lab import Lab
 

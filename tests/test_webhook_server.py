@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import http.client
 import shutil
-import socket
 import ssl
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -15,45 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.netns.podnat import REPO
-
-
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
-def issue(d: Path, name: str, ca: Path, ca_key: Path) -> None:
-    openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        f"/CN={name}",
-        "-keyout",
-        str(d / f"{name}.key"),
-        "-out",
-        str(d / f"{name}.csr"),
-    )
-    (d / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        str(d / f"{name}.csr"),
-        "-CA",
-        str(ca),
-        "-CAkey",
-        str(ca_key),
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        str(d / "ext"),
-        "-out",
-        str(d / f"{name}.crt"),
-    )
+from testbed import Pki, running_webhook
 
 
 @dataclass
@@ -79,58 +39,14 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    d = tmp_path
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=ca",
-        "-keyout",
-        str(d / "ca.key"),
-        "-out",
-        str(d / "ca.crt"),
-    )
+    pki = Pki.create(tmp_path)
     for name in ("first", "second"):
-        issue(d, name, d / "ca.crt", d / "ca.key")
-    shutil.copy(d / "first.crt", d / "tls.crt")
-    shutil.copy(d / "first.key", d / "tls.key")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "helper.cli",
-            "webhook",
-            "--cert",
-            str(d / "tls.crt"),
-            "--key",
-            str(d / "tls.key"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=REPO,
-    )
-    running = Server(port, ssl.create_default_context(cafile=str(d / "ca.crt")), d)
-    try:
-        for _ in range(100):
-            try:
-                running.request("GET", "/healthz")
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield running
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+        pki.issue(name, f"/CN={name}")
+    shutil.copy(tmp_path / "first.crt", tmp_path / "tls.crt")
+    shutil.copy(tmp_path / "first.key", tmp_path / "tls.key")
+    command = [sys.executable, "-m", "helper.cli"]
+    with running_webhook(command, pki, tmp_path / "tls.crt", tmp_path / "tls.key") as port:
+        yield Server(port, pki.context(), tmp_path)
 
 
 def test_probes_answer_ok(server: Server) -> None:

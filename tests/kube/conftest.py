@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 from controlplane import ControlPlane, tools_bin
+from kubernetes import client, config
 
 
 @pytest.fixture(scope="session")

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import ssl
-import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,102 +13,21 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from testbed import Pki, running_webhook
 
 from tests.cases import R
-from tests.netns.podnat import REPO
 
 pytestmark = pytest.mark.netns
-
-
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
 def webhook_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, bytes]]:
     """`podnat webhook` on loopback with its own CA; yields its URL and the CA bundle."""
-    d = tmp_path_factory.mktemp("webhook")
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=podnat-webhook-ca",
-        "-keyout",
-        str(d / "ca.key"),
-        "-out",
-        str(d / "ca.crt"),
-    )
-    openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=podnat-webhook",
-        "-keyout",
-        str(d / "tls.key"),
-        "-out",
-        str(d / "tls.csr"),
-    )
-    (d / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        str(d / "tls.csr"),
-        "-CA",
-        str(d / "ca.crt"),
-        "-CAkey",
-        str(d / "ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        str(d / "ext"),
-        "-out",
-        str(d / "tls.crt"),
-    )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "helper.cli",
-            "webhook",
-            "--cert",
-            str(d / "tls.crt"),
-            "--key",
-            str(d / "tls.key"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--image",
-            "podnat:test",
-        ],
-        cwd=REPO,
-    )
-    context = ssl.create_default_context(cafile=str(d / "ca.crt"))
-    try:
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(
-                    f"https://127.0.0.1:{port}/healthz", context=context, timeout=1
-                ):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        yield f"https://127.0.0.1:{port}/mutate", (d / "ca.crt").read_bytes()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    pki = Pki.create(tmp_path_factory.mktemp("webhook"), "podnat-webhook-ca")
+    cert, key = pki.issue("tls", "/CN=podnat-webhook")
+    command = [sys.executable, "-m", "helper.cli"]
+    with running_webhook(command, pki, cert, key, "--image", "podnat:test") as port:
+        yield f"https://127.0.0.1:{port}/mutate", pki.ca.read_bytes()
 
 
 @pytest.fixture(scope="module")
