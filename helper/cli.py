@@ -11,26 +11,20 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from helper import engine, report
-from helper.backends.base import BackendError
-from helper.inject import Denied, InjectConfig
+from helper.errors import PodnatError
 from helper.model import RedirectPlan
-from helper.netns import NetnsError, entered
+from helper.netns import entered
 from helper.parse import InvalidPlanError
-from helper.resolve import FamilyUnavailableError
 from helper.sources.base import EventSink, SourceError
 from helper.sources.select import Selected, add_source_arguments, select_source
 
+if TYPE_CHECKING:
+    from helper.inject import InjectConfig
+
 EXIT_OK = 0  # the others are each error type's exit_code
-_KNOWN_ERRORS = (
-    InvalidPlanError,
-    SourceError,
-    BackendError,
-    FamilyUnavailableError,
-    NetnsError,
-    Denied,
-)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             applied = args.command == "apply" and not args.dry_run and outcome.exit_code == EXIT_OK
             if events is not None and applied:
                 events.event("RedirectsApplied", outcome.summary)
-    except _KNOWN_ERRORS as err:
+    except PodnatError as err:
         if isinstance(err, InvalidPlanError):
             for problem in err.problems:
                 log.error("%s", problem)
@@ -115,6 +109,8 @@ def _inject(args: argparse.Namespace) -> engine.Outcome:
 
 
 def _inject_config(args: argparse.Namespace) -> InjectConfig:
+    from helper.inject import InjectConfig  # noqa: PLC0415 - not on the apply path
+
     return InjectConfig(args.image, args.pull_policy, args.backend, args.run_as_user)
 
 
@@ -197,16 +193,19 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
             parents=[common, source, kernel],
             help="exit 0 if the live rules equal the plan, else 1 and a diff",
         )
-    injected = argparse.ArgumentParser(add_help=False)
-    injected.add_argument("--image", default=InjectConfig.image, help="the podnat image")
-    injected.add_argument("--pull-policy", default=InjectConfig.pull_policy)
-    injected.add_argument(
-        "--backend",
-        choices=engine.BACKEND_CHOICES,
-        default="auto",
-        help="--backend for the injected podnat apply",
-    )
-    injected.add_argument("--run-as-user", type=int, default=None)
+    if only in (None, "inject", "webhook"):
+        from helper.inject import InjectConfig  # noqa: PLC0415 - not on the apply path
+
+        injected = argparse.ArgumentParser(add_help=False)
+        injected.add_argument("--image", default=InjectConfig.image, help="the podnat image")
+        injected.add_argument("--pull-policy", default=InjectConfig.pull_policy)
+        injected.add_argument(
+            "--backend",
+            choices=engine.BACKEND_CHOICES,
+            default="auto",
+            help="--backend for the injected podnat apply",
+        )
+        injected.add_argument("--run-as-user", type=int, default=None)
     if only in (None, "inject"):
         inject = sub.add_parser(
             "inject", parents=[common, injected], help="add the podnat init container to manifests"

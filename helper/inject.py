@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from helper.annotations import REDIRECT
+from helper.errors import PodnatError
 from helper.parse import InvalidPlanError, Problem, parse_plan
 
 INIT_NAME = "podnat-init"
@@ -31,7 +32,7 @@ class InjectConfig:
     run_as_user: int | None = None  # None: the image's own (non-root) user
 
 
-class Denied(Exception):  # noqa: N818 - a verdict, not a failure of podnat's
+class Denied(PodnatError):  # noqa: N818 - a verdict, not a failure of podnat's
     """The object must not be admitted as it is; `message` says why."""
 
     exit_code = 2

@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from helper.errors import PodnatError
+
 CLONE_NEWNET = 0x40000000
 
 
-class NetnsError(Exception):
+class NetnsError(PodnatError):
     exit_code = 4
 
 

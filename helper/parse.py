@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from helper import annotations as keys
+from helper.errors import PodnatError
 from helper.model import (
     PORT_MAX,
     PORT_MIN,
@@ -52,7 +53,7 @@ class Problem:
         return f'{self.annotation}: "{self.item}": {self.reason}'
 
 
-class InvalidPlanError(Exception):
+class InvalidPlanError(PodnatError):
     """The annotations cannot be planned; `problems` says every reason."""
 
     exit_code = 2

@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.cases import R, S
-from tests.netns.podnat import REPO, downward_file
-
-
-def run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "helper.cli", *argv],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+from tests.netns.podnat import cli, downward_file
 
 
 def test_plan_prints_the_iptables_form_of_the_rule(tmp_path: Path) -> None:
     path = downward_file({R: "4321:1234", S: "192.168.10.0/24"}, tmp_path)
-    done = run("plan", "--format", "iptables", "--annotations-file", str(path))
+    done = cli("plan", "--format", "iptables", "--annotations-file", str(path))
     assert done.returncode == 0
     assert (
         "-A PODNAT-PREROUTING -s 192.168.10.0/24 -p tcp -m tcp --dport 4321 "
@@ -33,7 +21,7 @@ def test_plan_prints_the_iptables_form_of_the_rule(tmp_path: Path) -> None:
 
 def test_plan_json_is_machine_readable(tmp_path: Path) -> None:
     path = downward_file({R: "5353:53/udp"}, tmp_path)
-    done = run("plan", "--format", "json", "--annotations-file", str(path))
+    done = cli("plan", "--format", "json", "--annotations-file", str(path))
     data = json.loads(done.stdout)
     assert data["redirects"][0] == {
         "proto": "udp",
@@ -44,7 +32,7 @@ def test_plan_json_is_machine_readable(tmp_path: Path) -> None:
 
 def test_plan_with_invalid_annotations_exits_2_without_a_traceback(tmp_path: Path) -> None:
     path = downward_file({R: "4321:1234/icmp"}, tmp_path)
-    done = run("plan", "--annotations-file", str(path), "--termination-log", str(tmp_path / "log"))
+    done = cli("plan", "--annotations-file", str(path), "--termination-log", str(tmp_path / "log"))
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "protocol 'icmp' is not one of tcp, udp, sctp" in (tmp_path / "log").read_text()
@@ -52,12 +40,12 @@ def test_plan_with_invalid_annotations_exits_2_without_a_traceback(tmp_path: Pat
 
 def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
     path = downward_file({R: "1:2"}, tmp_path)
-    done = run("plan", "--log-format", "json", "--annotations-file", str(path))
+    done = cli("plan", "--log-format", "json", "--annotations-file", str(path))
     records = [json.loads(line) for line in done.stderr.splitlines()]
     assert records[-1]["msg"] == "planned: 1:2/tcp"
     assert records[-1]["level"] == "info"
 
 
 def test_help_documents_the_exit_codes() -> None:
-    done = run("--help")
+    done = cli("--help")
     assert "2 invalid annotations" in done.stdout

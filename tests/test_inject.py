@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,7 @@ import yaml
 
 from helper.inject import INIT_NAME, Denied, InjectConfig, mutate
 from tests.cases import R
-from tests.netns.podnat import REPO
+from tests.netns.podnat import cli
 
 GOLDEN = Path(__file__).parent / "golden" / "inject"
 
@@ -28,19 +26,8 @@ def pod(annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any
     }
 
 
-def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "helper.cli", *argv],
-        cwd=REPO,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 def test_every_workload_kind_matches_the_golden_file() -> None:
-    done = run("inject", "-f", str(GOLDEN / "workloads.in.yaml"), "--image", "podnat:test")
+    done = cli("inject", "-f", str(GOLDEN / "workloads.in.yaml"), "--image", "podnat:test")
     assert done.returncode == 0, done.stderr
     golden = GOLDEN / "workloads.golden.yaml"
     if os.environ.get("REFRESH_GOLDEN"):
@@ -122,7 +109,7 @@ def test_host_network_pods_without_the_annotation_pass() -> None:
 
 
 def test_inject_reads_stdin_and_fails_with_exit_2_on_invalid_annotations() -> None:
-    done = run("inject", "-f", "-", stdin=yaml.safe_dump(pod({R: "80-90:1-2"})))
+    done = cli("inject", "-f", "-", stdin=yaml.safe_dump(pod({R: "80-90:1-2"})))
     assert done.returncode == 2
     assert "ranges of unequal length" in done.stderr
     assert done.stdout == ""
@@ -130,7 +117,7 @@ def test_inject_reads_stdin_and_fails_with_exit_2_on_invalid_annotations() -> No
 
 
 def test_inject_rejects_malformed_yaml_with_exit_3() -> None:
-    done = run("inject", "-f", "-", stdin="kind: Pod\nmetadata: [unclosed\n")
+    done = cli("inject", "-f", "-", stdin="kind: Pod\nmetadata: [unclosed\n")
     assert done.returncode == 3
     assert "stdin: not valid YAML" in done.stderr
 

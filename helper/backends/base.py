@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from helper.errors import PodnatError
 from helper.model import Family, ResolvedPlan
 
 
-class BackendError(Exception):
+class BackendError(PodnatError):
     """The kernel refused or the backend is unusable. Nothing half-applied remains."""
 
     exit_code = 4

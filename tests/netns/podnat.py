@@ -22,6 +22,18 @@ class Result:
     stderr: str
 
 
+def cli(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`podnat ARGV` as a process, from this checkout, without any namespace."""
+    return subprocess.run(
+        [sys.executable, "-m", "helper.cli", *argv],
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def downward_file(annotations: dict[str, str], directory: Path) -> Path:
     """Write annotations the way the kubelet does (Go-quoted; JSON quoting agrees for these)."""
     path = directory / "annotations"
