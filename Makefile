@@ -6,13 +6,15 @@ VENV_STAMP := .venv-path
 PY = $$(cat $(VENV_STAMP))/bin/python
 BIN = $$(cat $(VENV_STAMP))/bin
 
-.PHONY: help deps venv lint tools tools-test cluster-up cluster-down test test-quick test-kernel \
+.PHONY: help deps venv lint tools tools-test cluster-up cluster-down test test-quick test-kernel test-kube \
 	demo bench clean
 
 help:
 	@echo "make demo        the main job in a throwaway pod netns: real rules, real traffic"
 	@echo "make test        set up (apt, venv) and run everything: lint, unit, golden, kernel"
 	@echo "make test-quick  lint + the tiers that need no root (seconds)"
+	@echo "make test-kernel the kernel tier: network namespaces, real traffic (root)"
+	@echo "make test-kube   a real kube-apiserver: API source, webhook, Helm chart"
 	@echo "make bench       apply latency and cold start against raw nft / iptables-restore"
 	@echo "make tools       build the pinned Kubernetes tools (hack/tools/go.mod) into ~/.cache"
 	@echo "make cluster-up  a local etcd + kube-apiserver; prints an admin kubeconfig"
@@ -28,7 +30,7 @@ tools:
 
 # What make test and make bench use; the rest of `make tools` is for later tiers.
 tools-test:
-	@hack/tools.sh build kube-apiserver etcd kubectl
+	@hack/tools.sh build kube-apiserver etcd kubectl helm
 
 cluster-up: venv tools-test
 	@$(PY) hack/controlplane.py up
@@ -43,10 +45,13 @@ lint: venv
 	$(BIN)/lint-imports
 
 test-quick: venv lint
-	$(BIN)/pytest -q -m "not netns"
+	$(BIN)/pytest -q -m "not netns and not kube"
 
 test-kernel: deps venv tools-test
-	$(BIN)/pytest -q -m netns
+	$(BIN)/pytest -q -m "netns and not kube"
+
+test-kube: deps venv tools-test
+	$(BIN)/pytest -q -m kube
 
 test: deps venv lint tools-test
 	$(BIN)/pytest -q

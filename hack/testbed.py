@@ -100,10 +100,11 @@ class Pki:
 
 @contextmanager
 def running_webhook(
-    command: Sequence[str], pki: Pki, cert: Path, key: Path, *extra: str
+    command: Sequence[str], pki: Pki, cert: Path, key: Path, *extra: str, port: int = 0
 ) -> Iterator[int]:
-    """`COMMAND webhook` on a free loopback port, up (TLS /healthz answered); yields the port."""
-    port = free_port()
+    """`COMMAND webhook` on loopback (a free port unless given), up (TLS /healthz answered);
+    yields the port."""
+    port = port or free_port()
     process = subprocess.Popen(
         [
             *command,

@@ -5,6 +5,7 @@
 #   hack/tools.sh build [NAME...]   build NAMEs (default: all); prints nothing on success
 #   hack/tools.sh bin-dir           where the binaries are
 #   hack/tools.sh replaces          print the staging-module replace block for go.mod
+#   hack/tools.sh crds              fetch cert-manager's CRDs (Go module zip); print their dir
 set -euo pipefail
 cd "$(dirname "$0")/tools"
 
@@ -20,6 +21,8 @@ declare -A PKG=(
     [helm]=helm.sh/helm/v3/cmd/helm
     [kind]=sigs.k8s.io/kind
 )
+# Its CRDs only, to validate the chart's cert-manager objects against the real schemas.
+CERT_MANAGER=v1.19.1
 ALL=(kube-apiserver etcd kubectl kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm helm kind)
 
 k8s=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' go.mod)
@@ -50,6 +53,11 @@ replaces)
     awk -v v="v0.${k8s#v1.}" '$2 == "=>" && $3 ~ /^\.\/staging/ {print "\t" $1 " => " $1 " " v}' "$mod"
     echo ")"
     ;;
+crds)
+    dir=$(GOFLAGS=-mod=mod go mod download -json "github.com/cert-manager/cert-manager@$CERT_MANAGER" |
+        awk -F'"' '$2 == "Dir" {print $4}')
+    echo "$dir/deploy/crds"
+    ;;
 build)
     shift || true
     names=("$@")
@@ -57,16 +65,24 @@ build)
     mkdir -p "$bin"
     for name in "${names[@]}"; do
         [[ -n ${PKG[$name]:-} ]] || { echo "hack/tools.sh: unknown tool $name" >&2; exit 2; }
-        [[ -x $bin/$name ]] && continue
         started=$(date +%s)
         ldflags="-s -w"
         [[ ${PKG[$name]} == k8s.io/kubernetes/* ]] && ldflags+=$(version_ldflags)
         if [[ $name == helm ]]; then
             helm=$(awk '$1 == "helm.sh/helm/v3" {print $2; exit}' go.mod)
             ldflags+=" -X helm.sh/helm/v3/internal/version.version=$helm"
+            # The Kubernetes version `helm template` and `helm lint` assume (else v1.20).
+            for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+                ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$(cut -d. -f2 <<<"$k8s")"
+            done
+        fi
+        # The cache key covers go.mod/go.sum; the recipe (ldflags) is checked per binary.
+        if [[ -x $bin/$name && $(cat "$bin/.$name.ldflags" 2>/dev/null) == "$ldflags" ]]; then
+            continue
         fi
         GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$bin/$name.tmp" "${PKG[$name]}"
         mv "$bin/$name.tmp" "$bin/$name"
+        echo "$ldflags" >"$bin/.$name.ldflags"
         echo "hack/tools.sh: built $name in $(($(date +%s) - started))s" >&2
     done
     ;;

@@ -15,8 +15,11 @@ from tests.lab import Lab
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/netns/" in str(item.path).replace(os.sep, "/"):
+        path = str(item.path).replace(os.sep, "/")
+        if "tests/netns/" in path:
             item.add_marker(pytest.mark.netns)
+        if "tests/kube/" in path:
+            item.add_marker(pytest.mark.kube)
 
 
 @pytest.fixture(autouse=True)

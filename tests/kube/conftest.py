@@ -11,6 +11,8 @@ import pytest
 from controlplane import ControlPlane, tools_bin
 from kubernetes import client, config
 
+from tests.kube.helm import Tools
+
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
@@ -34,3 +36,11 @@ def api(control_plane: ControlPlane) -> client.ApiClient:
         config_file=str(control_plane.kubeconfig)
     )
     return made
+
+
+@pytest.fixture(scope="session")
+def tools(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Tools:
+    bin_dir = control_plane.bin_dir
+    if not (bin_dir / "helm").exists():
+        pytest.fail(f"{bin_dir / 'helm'} is missing: run `make tools-test` (make test does)")
+    return Tools(bin_dir, control_plane.kubeconfig, tmp_path_factory.mktemp("helm-home"))

@@ -22,12 +22,15 @@ class Result:
     stderr: str
 
 
-def cli(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *argv: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`podnat ARGV` as a process, from this checkout, without any namespace."""
     return subprocess.run(
         [sys.executable, "-m", "helper.cli", *argv],
         cwd=REPO,
         input=stdin,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         check=False,
