@@ -36,6 +36,18 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+def since_process_start_ms() -> float | None:
+    """Milliseconds since this process was exec'd (the kernel's start time, 10 ms ticks)."""
+    try:
+        stat = Path("/proc/self/stat").read_bytes()
+        # Field 22, counted after the command name (which may hold spaces).
+        start_ticks = int(stat.rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+    started = start_ticks / os.sysconf("SC_CLK_TCK")
+    return round((time.clock_gettime(time.CLOCK_BOOTTIME) - started) * 1000, 1)
+
+
 def setup_logging(fmt: str, level: str) -> logging.Logger:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())

@@ -7,6 +7,7 @@ container's own /run), and XTABLES_LOCKFILE moves it, as it does for iptables.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -32,7 +33,7 @@ def lock_path(explicit: Path | None = None) -> Path:
 def xtables_lock(path: Path | None = None, timeout: float = 10.0) -> Iterator[None]:
     where = lock_path(path)
     try:
-        fd = os.open(where, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        fd = _open(where)
     except OSError as err:
         # A read-only root filesystem without a writable /run: nobody else in this
         # mount namespace can take the lock either, so going on is safe.
@@ -55,3 +56,14 @@ def xtables_lock(path: Path | None = None, timeout: float = 10.0) -> Iterator[No
         yield
     finally:
         os.close(fd)
+
+
+def _open(where: Path) -> int:
+    try:
+        return os.open(where, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except PermissionError:
+        return os.open(where, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        if err.errno != errno.EROFS:
+            raise
+        return os.open(where, os.O_RDONLY | os.O_CLOEXEC)

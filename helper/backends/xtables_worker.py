@@ -194,4 +194,7 @@ def _serve(family: Family) -> None:
 
 
 if __name__ == "__main__":
+    from helper.privileges import raise_permitted  # the worker's exec: caps again
+
+    raise_permitted()
     _serve(Family(sys.argv[1]))

@@ -79,7 +79,13 @@ class Connection:
     @classmethod
     def from_kubeconfig(cls, path: str | None = None) -> Connection:
         # The kubernetes package's loader: auth plugins, exec credentials, contexts.
-        from kubernetes import client, config  # noqa: PLC0415 - heavy, off the pod path
+        try:
+            from kubernetes import client, config  # noqa: PLC0415 - heavy, off the pod path
+        except ImportError:
+            raise SourceError(
+                "reading a kubeconfig needs the kubernetes package: "
+                "pip install 'podnat[kubeconfig]' (in a pod, the service account is used)"
+            ) from None
 
         configuration = client.Configuration()
         try:
