@@ -10,6 +10,14 @@ command -v iptables-legacy-restore >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v openssl >/dev/null || need+=(openssl)
+command -v setcap >/dev/null || need+=(libcap2-bin)  # the file-capability tests
+# The image and the offline kind cluster (hack/docker.sh, images.sh, node-image.sh): Debian's
+# dockerd, its containerd (also imports the node's preloaded images), debootstrap for rootfses.
+[[ -x /usr/sbin/dockerd && -x /usr/bin/docker ]] || need+=(docker.io)
+command -v containerd >/dev/null || need+=(containerd)
+command -v runc >/dev/null || need+=(runc)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v gzip >/dev/null || need+=(gzip)
 libs=$(ldconfig -p)
 [[ $libs == *"libnftables.so.1 "* ]] || need+=(libnftables1)
 [[ $libs == *"libxtables.so.12 "* ]] || need+=(libxtables12)
