@@ -7,14 +7,17 @@ PY = $$(cat $(VENV_STAMP))/bin/python
 BIN = $$(cat $(VENV_STAMP))/bin
 
 .PHONY: help deps venv lint tools tools-test cluster-up cluster-down test test-quick test-kernel test-kube \
-	demo bench clean
+	test-e2e e2e-cluster-up e2e-cluster-down demo bench clean
 
 help:
 	@echo "make demo        the main job in a throwaway pod netns: real rules, real traffic"
-	@echo "make test        set up (apt, venv) and run everything: lint, unit, golden, kernel"
+	@echo "make test        set up (apt, venv) and run everything: lint, unit, golden, kernel,"
+	@echo "                 API server, Helm chart, image and kind end-to-end"
 	@echo "make test-quick  lint + the tiers that need no root (seconds)"
 	@echo "make test-kernel the kernel tier: network namespaces, real traffic (root)"
 	@echo "make test-kube   a real kube-apiserver: API source, webhook, Helm chart"
+	@echo "make test-e2e    real pods on the offline kind cluster (built here, cached)"
+	@echo "make e2e-cluster-up / e2e-cluster-down   that cluster, for you (see README)"
 	@echo "make bench       apply latency and cold start against raw nft / iptables-restore"
 	@echo "make tools       build the pinned Kubernetes tools (hack/tools/go.mod) into ~/.cache"
 	@echo "make cluster-up  a local etcd + kube-apiserver; prints an admin kubeconfig"
@@ -45,13 +48,23 @@ lint: venv
 	$(BIN)/lint-imports
 
 test-quick: venv lint
-	$(BIN)/pytest -q -m "not netns and not kube"
+	$(BIN)/pytest -q -m "not netns and not kube and not e2e"
 
 test-kernel: deps venv tools-test
 	$(BIN)/pytest -q -m "netns and not kube"
 
 test-kube: deps venv tools-test
 	$(BIN)/pytest -q -m kube
+
+# The offline kind cluster (built and torn down here), or PODNAT_E2E_KUBECONFIG's.
+test-e2e: deps venv
+	$(BIN)/pytest -q -m e2e
+
+e2e-cluster-up: deps
+	@hack/e2e-cluster.sh up
+
+e2e-cluster-down:
+	@hack/e2e-cluster.sh down
 
 test: deps venv lint tools-test
 	$(BIN)/pytest -q
@@ -61,7 +74,7 @@ demo: deps venv
 
 bench: deps venv tools-test
 	@status=0; $(PY) hack/bench.py || status=1; $(PY) hack/bench_admission.py || status=1; \
-	exit $$status
+	$(PY) hack/bench_cluster.py || status=1; exit $$status
 
 clean:
 	rm -rf $(VENV_STAMP) *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

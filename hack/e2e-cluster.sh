@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The offline kind cluster tests/e2e runs on in CI: podnat and node images built here
+# (hack/images.sh, hack/node-image.sh), traffic kept on the machine, chart installed.
+#
+#   hack/e2e-cluster.sh up      build images, guard egress, create the cluster, load the
+#                               image, install the chart (release podnat in podnat-system,
+#                               API access for namespace podnat-e2e); prints the kubeconfig
+#   hack/e2e-cluster.sh down    delete the cluster, remove the egress guard, stop dockerd
+#
+# Egress guard (while the cluster exists): forwarded traffic out of the uplink is dropped
+# (DOCKER-USER) and the pod and service CIDRs are blackholed on the host, so no packet
+# from the cluster can leave the machine. Images are built before it: their apt-get and
+# pip need the way out.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+hack=$repo/hack
+eval "$("$hack/docker.sh" env)"
+export PATH="$("$hack/tools.sh" bin-dir):$PATH"
+CLUSTER=podnat-e2e
+NODE_NAME=$CLUSTER-control-plane
+state=/run/podnat-e2e
+KUBECONFIG_PATH=$state/kubeconfig
+CIDRS=(10.244.0.0/16 10.96.0.0/16)  # hack/node/kind-config.yaml
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml")
+IMAGE=podnat:$VERSION
+
+uplink() {
+    ip route show default | awk '{print $5; exit}'
+}
+
+guard_on() {
+    local out
+    out=$(uplink)
+    [[ -n $out ]] && ! iptables -C DOCKER-USER -o "$out" -j DROP 2>/dev/null &&
+        iptables -I DOCKER-USER -o "$out" -j DROP
+    echo "$out" >"$state/uplink"
+    for cidr in "${CIDRS[@]}"; do
+        ip route replace blackhole "$cidr"
+    done
+}
+
+guard_off() {
+    local out
+    out=$(cat "$state/uplink" 2>/dev/null || uplink)
+    while [[ -n $out ]] && iptables -C DOCKER-USER -o "$out" -j DROP 2>/dev/null; do
+        iptables -D DOCKER-USER -o "$out" -j DROP
+    done
+    for cidr in "${CIDRS[@]}"; do
+        ip route del blackhole "$cidr" 2>/dev/null || true
+    done
+}
+
+case ${1:-} in
+up)
+    mkdir -p "$state"
+    "$hack/docker.sh" start >/dev/null
+    started=$(date +%s)
+    "$hack/tools.sh" build kind helm kubectl
+    "$hack/images.sh" podnat
+    node=$("$hack/node-image.sh")
+    guard_on
+    kind delete cluster --name "$CLUSTER" --kubeconfig "$KUBECONFIG_PATH" >/dev/null 2>&1 || true
+    kind create cluster --name "$CLUSTER" --image "$node" --config "$hack/node/kind-config.yaml" \
+        --kubeconfig "$KUBECONFIG_PATH" >"$state/create.log" 2>&1 ||
+        { tail -30 "$state/create.log" >&2; exit 1; }
+    export KUBECONFIG=$KUBECONFIG_PATH
+    # What `kind load docker-image` does, without needing crictl in the node.
+    docker save "$IMAGE" | docker exec -i "$NODE_NAME" ctr -n k8s.io images import --digests - >/dev/null
+    kubectl wait --for=condition=Ready "node/$NODE_NAME" --timeout=120s >/dev/null
+    # As a user would install it; the e2e namespace may read its pods through the API.
+    kubectl create namespace podnat-e2e >/dev/null
+    kubectl label namespace podnat-e2e podnat.io/inject=enabled >/dev/null
+    helm upgrade --install podnat "$repo/charts/podnat" --namespace podnat-system \
+        --create-namespace --set image.pullPolicy=Never --set "image.tag=$VERSION" \
+        --set "rbac.helperBindings[0].namespace=podnat-e2e" --wait --timeout 180s >/dev/null
+    echo "hack/e2e-cluster.sh: cluster up in $(($(date +%s) - started))s" >&2
+    echo "$KUBECONFIG_PATH"
+    ;;
+down)
+    kind delete cluster --name "$CLUSTER" --kubeconfig "$KUBECONFIG_PATH" >/dev/null 2>&1 || true
+    guard_off
+    rm -rf "$state"
+    "$hack/docker.sh" stop  # its images stay cached in the data root
+    ;;
+*)
+    sed -n '2,12p' "$0" >&2
+    exit 2
+    ;;
+esac

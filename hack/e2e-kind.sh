@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The end-to-end suite the way a user runs it on a laptop or in hosted CI with Docker and
+# registry access: a kind cluster with kind's own node image, the podnat image built from
+# the Dockerfile and `kind load`ed, the chart installed, tests/e2e, the cluster deleted.
+# Needs docker, and kind/helm/kubectl on PATH (else the pinned ones are built: Go).
+#
+# Overrides: KIND_NODE_IMAGE (default: kind's), KIND_CONFIG (a kind Cluster config file),
+# BASE_IMAGE (the Dockerfile's), PODNAT_KIND_CLUSTER (default podnat-kind).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cluster=${PODNAT_KIND_CLUSTER:-podnat-kind}
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml")
+image=podnat:$version
+
+for tool in kind helm kubectl; do
+    if ! command -v "$tool" >/dev/null; then
+        "$repo/hack/tools.sh" build kind helm kubectl
+        PATH="$("$repo/hack/tools.sh" bin-dir):$PATH"
+        break
+    fi
+done
+kubeconfig=$(mktemp -d)/kubeconfig
+export KUBECONFIG=$kubeconfig
+
+create=(kind create cluster --name "$cluster" --kubeconfig "$kubeconfig" --wait 120s)
+[[ -z ${KIND_NODE_IMAGE:-} ]] || create+=(--image "$KIND_NODE_IMAGE")
+[[ -z ${KIND_CONFIG:-} ]] || create+=(--config "$KIND_CONFIG")
+"${create[@]}"
+trap 'kind delete cluster --name "$cluster" --kubeconfig "$kubeconfig"' EXIT
+
+build=(docker build -t "$image")
+[[ -z ${BASE_IMAGE:-} ]] || build+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+"${build[@]}" "$repo"
+# What `kind load docker-image` runs in each node, minus its crictl check, so node images
+# without crictl (hack/node-image.sh's) work too.
+for node in $(kind get nodes --name "$cluster"); do
+    docker save "$image" | docker exec -i "$node" ctr -n k8s.io images import --digests - >/dev/null
+done
+
+kubectl create namespace podnat-e2e
+kubectl label namespace podnat-e2e podnat.io/inject=enabled
+helm install podnat "$repo/charts/podnat" --namespace podnat-system --create-namespace \
+    --set image.pullPolicy=Never --set "image.tag=$version" \
+    --set "rbac.helperBindings[0].namespace=podnat-e2e" --wait --timeout 180s
+
+venv=$("$repo/hack/venv.sh")
+PODNAT_E2E_KUBECONFIG=$kubeconfig "$venv/bin/pytest" -q -p no:cacheprovider "$repo/tests/e2e"

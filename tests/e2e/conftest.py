@@ -1,0 +1,69 @@
+"""The e2e suite runs against PODNAT_E2E_KUBECONFIG (a cluster with the chart installed, e.g.
+by hack/e2e-kind.sh), or brings up the offline kind cluster itself (hack/e2e-cluster.sh)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cluster import NAMESPACE, RELEASE, RELEASE_NAMESPACE, REPO, Cluster, tools_bin
+from tests.e2e.workloads import client_pod
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    given = os.environ.get("PODNAT_E2E_KUBECONFIG")
+    if given:
+        yield Cluster(Path(given), tools_bin())
+        return
+    if os.geteuid() != 0:
+        pytest.fail("the offline kind cluster needs root (dockerd, routes): run `sudo make test`")
+    script = str(REPO / "hack" / "e2e-cluster.sh")
+    up = subprocess.run([script, "up"], capture_output=True, text=True, check=False)
+    try:
+        if up.returncode != 0:
+            pytest.fail(f"hack/e2e-cluster.sh up failed:\n{up.stderr}")
+        yield Cluster(Path(up.stdout.strip().splitlines()[-1]), tools_bin())
+    finally:
+        subprocess.run([script, "down"], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def image(cluster: Cluster) -> str:
+    """The podnat image the chart runs (the servers and clients use it too: it has python3)."""
+    deployment = cluster.get("deployment", RELEASE, RELEASE_NAMESPACE)
+    name: str = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    return name
+
+
+@pytest.fixture(scope="session")
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """The injection-enabled namespace, made with the cluster (the chart binds the helper's
+    role in it); the suite removes only what it created there."""
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": NAMESPACE, "labels": {"podnat.io/inject": "enabled"}},
+        }
+    )
+    cluster.kubectl("delete", "deployments,pods", "--all", "-n", NAMESPACE, "--wait=true")
+    try:
+        yield NAMESPACE
+    finally:
+        cluster.kubectl("delete", "deployments,pods", "--all", "-n", NAMESPACE, "--wait=false")
+
+
+@pytest.fixture(scope="session")
+def clients(cluster: Cluster, image: str, namespace: str) -> dict[str, str]:
+    """Two client pods; name -> pod IP."""
+    cluster.apply(client_pod("client-a", image), client_pod("client-b", image))
+    ips = {}
+    for name in ("client-a", "client-b"):
+        cluster.wait_ready(f"pod/{name}")
+        ips[name] = cluster.get("pod", name)["status"]["podIP"]
+    return ips
