@@ -94,6 +94,38 @@ def test_the_helper_read_the_api_and_reported_an_event(
     assert "RedirectsApplied" in reasons
 
 
+def test_podnat_again_in_the_same_pod_changes_nothing(
+    cluster: Cluster, image: str, web: dict[str, Any]
+) -> None:
+    """What an init container restart in the same sandbox does: `podnat apply` once more in
+    the pod's network namespace (an ephemeral container with NET_ADMIN and NET_RAW), then
+    `podnat verify`: the same ruleset, no drift."""
+    name = web["metadata"]["name"]
+    before = next(r["ruleset"] for r in init_records(cluster, name) if "ruleset" in r)
+    downward = "".join(f"{k}={json.dumps(v)}\\n" for k, v in WEB_ANNOTATIONS.items())
+    script = (
+        f"printf '{downward}' > /tmp/annotations && "
+        "podnat apply --source file --annotations-file /tmp/annotations --log-format json && "
+        "podnat verify --source file --annotations-file /tmp/annotations"
+    )
+    cluster.kubectl(
+        "debug", name, "-n", "podnat-e2e", "--image", image, "--image-pull-policy", "Never",
+        "--profile", "netadmin", "-c", "again", "--", "sh", "-c", script,
+    )  # fmt: skip
+
+    def finished() -> dict[str, Any] | None:
+        statuses = cluster.get("pod", name)["status"].get("ephemeralContainerStatuses") or []
+        state: dict[str, Any] = next((s["state"] for s in statuses if s["name"] == "again"), {})
+        terminated: dict[str, Any] | None = state.get("terminated")
+        return terminated
+
+    terminated = eventually(finished, timeout=60)
+    log = cluster.logs(name, "again")
+    assert terminated["exitCode"] == 0, log
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert next(r["ruleset"] for r in records if "ruleset" in r) == before
+
+
 def test_a_new_sandbox_reruns_podnat_init_with_identical_rules(
     cluster: Cluster, web: dict[str, Any]
 ) -> None:
