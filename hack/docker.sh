@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A dockerd of our own (Debian's docker.io): own socket, data and exec roots, pid file, and
+# A dockerd of our own (Debian's dockerd package): own socket, data and exec roots, pid file, and
 # the runc wrapper as default runtime (kind's privileged nodes need it on these VMs).
 # Images persist in the cache between runs; the daemon is stopped by its PID.
 #
