@@ -1,4 +1,4 @@
-"""The one mutation behind `podnat inject` (and, next, the admission webhook).
+"""The one mutation behind `podnat inject` and the admission webhook.
 
 A pod (or a workload's pod template) carrying `podnat.io/redirect` gets the
 `podnat-init` init container, first, with the Downward API volume it reads its

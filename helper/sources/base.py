@@ -1,4 +1,4 @@
-"""Where a pod's annotations come from. The Kubernetes API source plugs in here."""
+"""Where a pod's annotations come from: what every source provides (Downward API file, API)."""
 
 from __future__ import annotations
 
