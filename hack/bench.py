@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from testbed import Targets
+
 REPO = Path(__file__).resolve().parents[1]
 SIZES = (1, 10, 100, 1000)
 RATIO_TARGET = 1.5
@@ -178,7 +180,6 @@ def cold_start(ns: str, repeat: int) -> tuple[float, float]:
 
 def api_path(ns: str, repeat: int) -> tuple[tuple[float, float], tuple[float, float]]:
     """(podnat ms, MB), (kubectl + nft ms, MB) against a real local API server."""
-    sys.path.insert(0, str(REPO / "hack"))
     from controlplane import ControlPlane, tools_bin  # noqa: PLC0415
 
     bin_dir = tools_bin()
@@ -361,7 +362,7 @@ def report(
     cold_mb: float,
     api: tuple[tuple[float, float], tuple[float, float]],
 ) -> int:
-    failed = []
+    targets = Targets()
     print(f"{'backend':<16}{'rules':>6}{'podnat ms':>11}{'raw ms':>9}{'ratio':>7}")
     for row in rows:
         ratio = row["podnat_ms"] / row["raw_ms"]
@@ -369,8 +370,7 @@ def report(
         if row["rules"] == 1000:
             ok = ratio <= RATIO_TARGET
             mark = "  ok" if ok else f"  MISSED (target <= {RATIO_TARGET})"
-            if not ok:
-                failed.append(f"{row['backend']} ratio {ratio:.2f} at 1000 rules")
+            targets.check(ok, f"{row['backend']} ratio {ratio:.2f} at 1000 rules")
         print(
             f"{row['backend']:<16}{row['rules']:>6}{row['podnat_ms']:>11.1f}"
             f"{row['raw_ms']:>9.1f}{ratio:>7.2f}{mark}"
@@ -380,10 +380,8 @@ def report(
         f"{cold_ms:.0f} ms median, {cold_mb:.1f} MB peak RSS "
         f"(targets <= {COLD_MS_TARGET:.0f} ms, <= {COLD_MB_TARGET:.0f} MB)"
     )
-    if cold_ms > COLD_MS_TARGET:
-        failed.append(f"cold start {cold_ms:.0f} ms")
-    if cold_mb > COLD_MB_TARGET:
-        failed.append(f"cold start {cold_mb:.1f} MB")
+    targets.check(cold_ms <= COLD_MS_TARGET, f"cold start {cold_ms:.0f} ms")
+    targets.check(cold_mb <= COLD_MB_TARGET, f"cold start {cold_mb:.1f} MB")
     (ours_ms, ours_mb), (go_ms, go_mb) = api
     api_ratio, rss_ratio = ours_ms / go_ms, ours_mb / go_mb
     print(
@@ -391,15 +389,10 @@ def report(
         f"kubectl get + nft -f: {go_ms:.0f} ms, {go_mb:.1f} MB; ratios {api_ratio:.2f} (time), "
         f"{rss_ratio:.2f} (memory) (targets <= {RATIO_TARGET})"
     )
-    if api_ratio > RATIO_TARGET:
-        failed.append(f"API path time ratio {api_ratio:.2f}")
-    if rss_ratio > RATIO_TARGET:
-        failed.append(f"API path memory ratio {rss_ratio:.2f}")
-    if failed:
-        print("\nMISSED: " + "; ".join(failed))
-        return 1
-    print("\nall targets met")
-    return 0
+    targets.check(api_ratio <= RATIO_TARGET, f"API path time ratio {api_ratio:.2f}")
+    targets.check(rss_ratio <= RATIO_TARGET, f"API path memory ratio {rss_ratio:.2f}")
+    print()
+    return targets.verdict("apply, cold start, API path")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from testbed import REPO, Pki, free_port
+from testbed import REPO, Pki, Targets, free_port
 
 RATE, SECONDS, CONNECTIONS = 200, 10, 8
 P99_TARGET_MS, RSS_TARGET_MB = 10.0, 80.0
@@ -179,7 +179,7 @@ def main() -> int:
             port,
             context,
         )
-    failed = []
+    targets = Targets()
     print(f"\nadmission, {RATE}/s for {SECONDS}s on {CONNECTIONS} TLS connections:")
     for name, (latencies, rate, rss) in (("podnat webhook", ours), ("trivial responder", trivial)):
         print(
@@ -191,15 +191,9 @@ def main() -> int:
         f"  p99 ratio {p99 / base:.2f}; targets: p99 <= {P99_TARGET_MS:g} ms, "
         f"RSS <= {RSS_TARGET_MB:g} MB"
     )
-    if p99 > P99_TARGET_MS:
-        failed.append(f"webhook p99 {p99:.1f} ms")
-    if ours[2] > RSS_TARGET_MB:
-        failed.append(f"webhook RSS {ours[2]:.0f} MB")
-    if failed:
-        print("MISSED: " + "; ".join(failed))
-        return 1
-    print("admission targets met")
-    return 0
+    targets.check(p99 <= P99_TARGET_MS, f"webhook p99 {p99:.1f} ms")
+    targets.check(ours[2] <= RSS_TARGET_MB, f"webhook RSS {ours[2]:.0f} MB")
+    return targets.verdict("admission")
 
 
 if __name__ == "__main__":

@@ -24,11 +24,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.cluster import NAMESPACE, Cluster, docker_host, eventually, tools_bin  # noqa: E402
+from controlplane import tools_bin  # noqa: E402
+from testbed import Targets  # noqa: E402
+
+from tests.e2e.cluster import NAMESPACE, Cluster, docker_host, eventually  # noqa: E402
 from tests.e2e.workloads import RESTRICTED  # noqa: E402
 
 ROUNDS = 8
 INIT_TARGET_MS, SIZE_TARGET_MB = 300.0, 60.0
+# helper.report.since_process_start_ms, inlined: the baseline must import nothing of podnat.
 SINCE_START = (
     "import pathlib, os, time; t = int(pathlib.Path('/proc/self/stat').read_bytes()"
     ".rsplit(b')', 1)[1].split()[19]) / os.sysconf('SC_CLK_TCK'); "
@@ -82,7 +86,7 @@ def image_megabytes(image: str) -> float:
     return len(gzip.stdout) / 1e6
 
 
-def run(cluster: Cluster) -> bool:
+def run(cluster: Cluster) -> int:
     cluster.apply(
         {
             "apiVersion": "v1",
@@ -105,15 +109,16 @@ def run(cluster: Cluster) -> bool:
         f"target <= {INIT_TARGET_MS:.0f} ms"
     )
     print(f"image {image}: {size:.1f} MB compressed; target <= {SIZE_TARGET_MB:.0f} MB")
-    ok = median <= INIT_TARGET_MS and size <= SIZE_TARGET_MB
-    print("cluster targets:", "met" if ok else "MISSED")
-    return ok
+    targets = Targets()
+    targets.check(median <= INIT_TARGET_MS, f"podnat-init median {median:.0f} ms")
+    targets.check(size <= SIZE_TARGET_MB, f"image {size:.1f} MB")
+    return targets.verdict("cluster")
 
 
 def main() -> int:
     given = os.environ.get("PODNAT_E2E_KUBECONFIG")
     if given:
-        return 0 if run(Cluster(Path(given), tools_bin())) else 1
+        return run(Cluster(tools_bin(), Path(given)))
     script = str(REPO / "hack" / "e2e-cluster.sh")
     started = time.monotonic()
     up = subprocess.run([script, "up"], capture_output=True, text=True, check=False)
@@ -123,7 +128,7 @@ def main() -> int:
             return 1
         print(f"(cluster up in {time.monotonic() - started:.0f} s)")
         kubeconfig = Path(up.stdout.strip().splitlines()[-1])
-        return 0 if run(Cluster(kubeconfig, tools_bin())) else 1
+        return run(Cluster(tools_bin(), kubeconfig))
     finally:
         subprocess.run([script, "down"], capture_output=True, check=False)
 

@@ -14,6 +14,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 hack=$repo/hack
+source "$hack/e2e-lib.sh"
 eval "$("$hack/docker.sh" env)"
 export PATH="$("$hack/tools.sh" bin-dir):$PATH"
 CLUSTER=podnat-e2e
@@ -64,15 +65,9 @@ up)
         --kubeconfig "$KUBECONFIG_PATH" >"$state/create.log" 2>&1 ||
         { tail -30 "$state/create.log" >&2; exit 1; }
     export KUBECONFIG=$KUBECONFIG_PATH
-    # What `kind load docker-image` does, without needing crictl in the node.
-    docker save "$IMAGE" | docker exec -i "$NODE_NAME" ctr -n k8s.io images import --digests - >/dev/null
+    load_image "$IMAGE" "$NODE_NAME"
     kubectl wait --for=condition=Ready "node/$NODE_NAME" --timeout=120s >/dev/null
-    # As a user would install it; the e2e namespace may read its pods through the API.
-    kubectl create namespace podnat-e2e >/dev/null
-    kubectl label namespace podnat-e2e podnat.io/inject=enabled >/dev/null
-    helm upgrade --install podnat "$repo/charts/podnat" --namespace podnat-system \
-        --create-namespace --set image.pullPolicy=Never --set "image.tag=$VERSION" \
-        --set "rbac.helperBindings[0].namespace=podnat-e2e" --wait --timeout 180s >/dev/null
+    install_podnat "$VERSION"
     echo "hack/e2e-cluster.sh: cluster up in $(($(date +%s) - started))s" >&2
     echo "$KUBECONFIG_PATH"
     ;;

@@ -8,6 +8,7 @@
 # BASE_IMAGE (the Dockerfile's), PODNAT_KIND_CLUSTER (default podnat-kind).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+source "$repo/hack/e2e-lib.sh"
 cluster=${PODNAT_KIND_CLUSTER:-podnat-kind}
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml")
 image=podnat:$version
@@ -31,17 +32,9 @@ trap 'kind delete cluster --name "$cluster" --kubeconfig "$kubeconfig"' EXIT
 build=(docker build -t "$image")
 [[ -z ${BASE_IMAGE:-} ]] || build+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
 "${build[@]}" "$repo"
-# What `kind load docker-image` runs in each node, minus its crictl check, so node images
-# without crictl (hack/node-image.sh's) work too.
-for node in $(kind get nodes --name "$cluster"); do
-    docker save "$image" | docker exec -i "$node" ctr -n k8s.io images import --digests - >/dev/null
-done
-
-kubectl create namespace podnat-e2e
-kubectl label namespace podnat-e2e podnat.io/inject=enabled
-helm install podnat "$repo/charts/podnat" --namespace podnat-system --create-namespace \
-    --set image.pullPolicy=Never --set "image.tag=$version" \
-    --set "rbac.helperBindings[0].namespace=podnat-e2e" --wait --timeout 180s
+# shellcheck disable=SC2046 # node names have no spaces
+load_image "$image" $(kind get nodes --name "$cluster")
+install_podnat "$version"
 
 venv=$("$repo/hack/venv.sh")
 PODNAT_E2E_KUBECONFIG=$kubeconfig "$venv/bin/pytest" -q -p no:cacheprovider "$repo/tests/e2e"

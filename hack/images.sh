@@ -6,6 +6,7 @@
 #   hack/images.sh base      podnat-base:bookworm (Debian minbase + python3), unless present
 #   hack/images.sh podnat    the podnat image (default tag podnat:<version>), on that base
 #   hack/images.sh mirror    the Debian mirror used (from this machine's apt sources)
+#   hack/images.sh rootfs DIR PACKAGES   a trimmed debootstrap rootfs (for hack/node-image.sh)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 eval "$("$repo/hack/docker.sh" start)"
@@ -32,6 +33,7 @@ rootfs() {
         tail -20 "$dir.log" >&2
         exit 1
     }
+    rm -f "$dir.log"
     chroot "$dir" apt-get clean
     rm -rf "$dir"/var/lib/apt/lists/* "$dir"/usr/share/doc/* "$dir"/usr/share/man/* \
         "$dir"/usr/share/info/* "$dir"/var/log/*.log "$dir"/var/cache/debconf/*-old
@@ -61,7 +63,7 @@ base)
     rm -rf "$dir"/usr/lib/x86_64-linux-gnu/gconv "$dir"/usr/share/zoneinfo \
         "$dir"/usr/lib/python3.*/lib2to3 "$dir"/usr/lib/python3.*/pydoc_data
     tar -C "$dir" -c . | docker import - "$BASE" >/dev/null
-    rm -rf "$dir" "$dir.log"
+    rm -rf "$dir"
     echo "hack/images.sh: built $BASE in $(($(date +%s) - started))s" >&2
     ;;
 podnat)
@@ -84,6 +86,9 @@ podnat)
     ;;
 mirror)
     mirror
+    ;;
+rootfs)
+    rootfs "$2" "$3"
     ;;
 *)
     sed -n '2,9p' "$0" >&2

@@ -20,7 +20,7 @@ PACKAGES=systemd,systemd-sysv,dbus,containerd,runc,containernetworking-plugins,i
     kube-proxy etcd
 "$hack/images.sh" base
 
-inputs=$( (find "$0" "$hack/node" -type f -print0 | sort -z | xargs -0 cat; echo "$PACKAGES $k8s $etcd";
+inputs=$( (find "$0" "$hack/images.sh" "$hack/node" -type f -print0 | sort -z | xargs -0 cat; echo "$PACKAGES $k8s $etcd";
     cat "$bin"/.*.ldflags; docker image inspect -f '{{.Id}}' podnat-base:bookworm) | sha256sum | cut -c1-12)
 NODE=podnat-kind-node:$k8s-$inputs
 if docker image inspect "$NODE" >/dev/null 2>&1; then
@@ -56,10 +56,7 @@ images+=("$(component etcd "$etcd")")
 
 # The rootfs. debootstrap gives a systemd-based Debian; the files below are podnat's own.
 root=$work/rootfs
-debootstrap --variant=minbase --include="$PACKAGES" bookworm "$root" "$("$hack/images.sh" mirror)" \
-    >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
-chroot "$root" apt-get clean
-rm -rf "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/*
+"$hack/images.sh" rootfs "$root" "$PACKAGES"
 
 # The sandbox ("pause") image: Debian's static catatonit in pause mode.
 mkdir -p "$work/images/pause"

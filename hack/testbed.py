@@ -9,7 +9,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +25,24 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@dataclass
+class Targets:
+    """A benchmark's targets, checked as it prints its numbers; `verdict` is the exit code."""
+
+    missed: list[str] = field(default_factory=list)
+
+    def check(self, met: bool, what: str) -> None:
+        if not met:
+            self.missed.append(what)
+
+    def verdict(self, scope: str) -> int:
+        if self.missed:
+            print(f"{scope}: MISSED: " + "; ".join(self.missed))
+            return 1
+        print(f"{scope}: all targets met")
+        return 0
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from helper.backends.nft import NftBackend
 from helper.backends.select import Selection, select
 from helper.model import RedirectPlan, ResolvedPlan
 from helper.parse import parse_plan
+from helper.privileges import raise_permitted
 from helper.resolve import ALL_FAMILIES, resolve
 from helper.sources.base import AnnotationSource
 
@@ -63,6 +64,7 @@ RELEASE_ON_EXIT = True
 @contextmanager
 def opened_backends(lock: Path | None) -> Iterator[tuple[Backend, ...]]:
     """All backends, in preference order (nft first), closed afterwards."""
+    raise_permitted()  # a non-root image user's NET_ADMIN/NET_RAW, before any probe
     opened: tuple[Backend, ...] = (NftBackend(), IptablesLegacyBackend(lock))
     try:
         yield opened

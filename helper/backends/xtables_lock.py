@@ -61,9 +61,8 @@ def xtables_lock(path: Path | None = None, timeout: float = 10.0) -> Iterator[No
 def _open(where: Path) -> int:
     try:
         return os.open(where, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
-    except PermissionError:
-        return os.open(where, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as err:
-        if err.errno != errno.EROFS:
+        # Not ours to write (the image's file, a read-only root): flock needs no more.
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
         return os.open(where, os.O_RDONLY | os.O_CLOEXEC)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -12,63 +13,35 @@ from typing import Any
 
 import yaml
 
+from tests.tools import Tools
+
 REPO = Path(__file__).resolve().parents[2]
 RELEASE, RELEASE_NAMESPACE = "podnat", "podnat-system"
 NAMESPACE = "podnat-e2e"  # the chart grants this namespace API access (hack/e2e-cluster.sh)
 
 
-def tools_bin() -> Path:
-    out = subprocess.run(
-        [str(REPO / "hack" / "tools.sh"), "bin-dir"], capture_output=True, text=True, check=True
-    )
-    return Path(out.stdout.strip())
-
-
 def docker_host() -> str:
-    """$DOCKER_HOST, else hack/docker.sh's daemon when it runs, else docker's default."""
-    ours = Path("/run/podnat-docker/docker.sock")
-    return os.environ.get("DOCKER_HOST") or (f"unix://{ours}" if ours.exists() else "")
+    """$DOCKER_HOST, else the socket of hack/docker.sh's daemon."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    exports = subprocess.run(
+        [str(REPO / "hack" / "docker.sh"), "env"], capture_output=True, text=True, check=True
+    ).stdout
+    found = re.search(r"DOCKER_HOST=(\S+)", exports)
+    return found[1] if found else ""
 
 
 @dataclass(frozen=True)
-class Cluster:
-    kubeconfig: Path
-    bin_dir: Path
-
-    def run(
-        self,
-        tool: str,
-        *args: str,
-        stdin: str | None = None,
-        check: bool = True,
-        timeout: int = 120,
-    ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [str(self.bin_dir / tool), *args],
-            input=stdin,
-            env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(f"{tool} {' '.join(args)}:\n{done.stdout}{done.stderr}")
-        return done
-
-    def kubectl(
-        self, *args: str, stdin: str | None = None, check: bool = True, timeout: int = 120
-    ) -> subprocess.CompletedProcess[str]:
-        return self.run("kubectl", *args, stdin=stdin, check=check, timeout=timeout)
-
+class Cluster(Tools):
     def apply(
         self, *objects: dict[str, Any], check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         return self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects), check=check)
 
     def get(self, kind: str, name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
-        out = self.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout
-        got: dict[str, Any] = json.loads(out)
+        got: dict[str, Any] = json.loads(
+            self.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout
+        )
         return got
 
     def pods(self, selector: str, namespace: str = NAMESPACE) -> list[dict[str, Any]]:

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from controlplane import tools_bin
 
-from tests.e2e.cluster import NAMESPACE, RELEASE, RELEASE_NAMESPACE, REPO, Cluster, tools_bin
+from tests.e2e.cluster import NAMESPACE, RELEASE, RELEASE_NAMESPACE, REPO, Cluster
 from tests.e2e.workloads import client_pod
 
 
@@ -18,7 +19,7 @@ from tests.e2e.workloads import client_pod
 def cluster() -> Iterator[Cluster]:
     given = os.environ.get("PODNAT_E2E_KUBECONFIG")
     if given:
-        yield Cluster(Path(given), tools_bin())
+        yield Cluster(tools_bin(), Path(given))
         return
     if os.geteuid() != 0:
         pytest.fail("the offline kind cluster needs root (dockerd, routes): run `sudo make test`")
@@ -27,7 +28,7 @@ def cluster() -> Iterator[Cluster]:
     try:
         if up.returncode != 0:
             pytest.fail(f"hack/e2e-cluster.sh up failed:\n{up.stderr}")
-        yield Cluster(Path(up.stdout.strip().splitlines()[-1]), tools_bin())
+        yield Cluster(tools_bin(), Path(up.stdout.strip().splitlines()[-1]))
     finally:
         subprocess.run([script, "down"], capture_output=True, check=False)
 

@@ -82,33 +82,36 @@ def pod_spec(image: str, script: str, env: dict[str, str] | None = None) -> dict
     return spec
 
 
+def server_template(
+    name: str, image: str, annotations: dict[str, str], tcp: str, udp: str
+) -> dict[str, Any]:
+    """Metadata and spec of a server pod: TCP ports `tcp`, UDP ports `udp` (space-separated)."""
+    return {
+        "metadata": {"labels": {"app": name}, "annotations": annotations},
+        "spec": pod_spec(image, SERVER, {"TCP": tcp, "UDP": udp}),
+    }
+
+
 def server_pod(
     name: str, image: str, annotations: dict[str, str], tcp: str = "1234", udp: str = ""
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": NAMESPACE,
-            "labels": {"app": name},
-            "annotations": annotations,
-        },
-        "spec": pod_spec(image, SERVER, {"TCP": tcp, "UDP": udp}),
-    }
+    template = server_template(name, image, annotations, tcp, udp)
+    metadata = {"name": name, "namespace": NAMESPACE, **template["metadata"]}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
 
 
 def server_deployment(
     name: str, image: str, annotations: dict[str, str], tcp: str, udp: str
 ) -> dict[str, Any]:
-    template = server_pod(name, image, annotations, tcp, udp)
-    del template["metadata"]["name"], template["metadata"]["namespace"], template["apiVersion"]
-    del template["kind"]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}}, "template": template},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": server_template(name, image, annotations, tcp, udp),
+        },
     }
 
 

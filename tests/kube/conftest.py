@@ -11,7 +11,7 @@ import pytest
 from controlplane import ControlPlane, tools_bin
 from kubernetes import client, config
 
-from tests.kube.helm import Tools
+from tests.tools import Tools
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from controlplane import ControlPlane
 from kubernetes import client
 
 from tests.cases import R
+from tests.kube.accounts import mount_account, pod_env
 from tests.lab import Lab
 from tests.netns.podnat import Result, nat_dump, podnat
 
@@ -75,27 +76,8 @@ def tenant_factory(
                 ),
             ),
         )
-        status = core.create_namespaced_service_account_token(
-            "app",
-            ns,
-            client.AuthenticationV1TokenRequest(
-                spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-            ),
-        ).status
-        assert status is not None
-        assert status.token
-        token = status.token
-        sa_dir = tmp_path / ns
-        sa_dir.mkdir()
-        (sa_dir / "token").write_text(token)
-        (sa_dir / "ca.crt").write_bytes(control_plane.ca.read_bytes())
-        port = control_plane.server.rsplit(":", 1)[1]
-        env = {
-            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
-            "KUBERNETES_SERVICE_PORT": port,
-            "POD_NAME": "web",
-            "POD_NAMESPACE": ns,
-        }
+        sa_dir = mount_account(api, control_plane, ns, "app", tmp_path / ns)
+        env = pod_env(control_plane, ns, "web")
         return Tenant(ns, "web", sa_dir, env)
 
     yield make

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.kube.helm import CHART, REPO, VALUE_SETS, Tools, documents, find
+from tests.kube.helm import CHART, REPO, VALUE_SETS, documents, find, template
+from tests.tools import Tools
 
 VALUE_FILES = sorted(VALUE_SETS.glob("*.yaml"))
 NAMESPACE = "podnat-chart"
@@ -43,7 +44,7 @@ def test_lint_is_clean(tools: Tools, values: Path) -> None:
 
 @pytest.mark.parametrize("values", VALUE_FILES, ids=[p.stem for p in VALUE_FILES])
 def test_the_api_server_accepts_every_rendered_object(cluster_ready: Tools, values: Path) -> None:
-    rendered = cluster_ready.template("podnat", NAMESPACE, "-f", str(values))
+    rendered = template(cluster_ready, "podnat", NAMESPACE, "-f", str(values))
     kinds = {doc["kind"] for doc in documents(rendered)}
     # A dry run creates nothing, so the helm test pod would miss its service account.
     accounts = [yaml.safe_dump(doc) for doc in find(documents(rendered), "ServiceAccount")]
@@ -54,7 +55,7 @@ def test_the_api_server_accepts_every_rendered_object(cluster_ready: Tools, valu
 
 
 def render(tools: Tools, *args: str) -> list[dict[str, Any]]:
-    return documents(tools.template("rel", NAMESPACE, *args))
+    return documents(template(tools, "rel", NAMESPACE, *args))
 
 
 def test_defaults_inject_opted_in_namespaces_only_and_never_the_system_or_own_one(

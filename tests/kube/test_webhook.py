@@ -19,8 +19,10 @@ from kubernetes.client.exceptions import ApiException
 from testbed import Pki, free_port, running_webhook
 
 from tests.cases import R
-from tests.kube.helm import CHART, Tools
+from tests.kube.accounts import mount_account, pod_env
+from tests.kube.helm import CHART
 from tests.netns.podnat import cli
+from tests.tools import Tools
 
 pytestmark = pytest.mark.netns
 
@@ -225,26 +227,12 @@ def test_the_helm_test_pod_alone_is_injected_in_the_releases_namespace(
     assert init_names(create(api, SYSTEM, {R: "4321:1234"}, dry_run=True)) == []
 
 
-def service_account_dir(
-    api: client.ApiClient, control_plane: ControlPlane, ns: str, tmp: Path
-) -> Path:
-    """What the kubelet would mount for the namespace's default account: token and CA."""
-    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
-    made = client.CoreV1Api(api).create_namespaced_service_account_token("default", ns, request)
-    (tmp / "token").write_text(as_dict(api, made)["status"]["token"])
-    (tmp / "ca.crt").write_bytes(control_plane.ca.read_bytes())
-    return tmp
-
-
 def plan_from_api(
-    control_plane: ControlPlane, ns: str, pod: str, sa_dir: Path
+    api: client.ApiClient, control_plane: ControlPlane, ns: str, pod: str, tmp: Path
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        "KUBERNETES_SERVICE_HOST": "127.0.0.1",
-        "KUBERNETES_SERVICE_PORT": control_plane.server.rsplit(":", 1)[1],
-        "POD_NAME": pod,
-        "POD_NAMESPACE": ns,
-    }
+    """`podnat plan --source api` as the namespace's default account would run it."""
+    sa_dir = mount_account(api, control_plane, ns, "default", tmp)
+    env = pod_env(control_plane, ns, pod)
     return cli("plan", "--source", "api", "--service-account-dir", str(sa_dir), env=env)
 
 
@@ -253,11 +241,7 @@ def test_the_helper_binding_lets_pods_read_themselves_where_listed_only(
 ) -> None:
     for ns, allowed in ((SHOP, True), (namespace, False)):
         pod = create(api, ns, {R: "4321:1234"})["metadata"]["name"]
-        sa_dir = tmp_path / ns
-        sa_dir.mkdir()
-        result = plan_from_api(
-            control_plane, ns, pod, service_account_dir(api, control_plane, ns, sa_dir)
-        )
+        result = plan_from_api(api, control_plane, ns, pod, tmp_path / ns)
         if allowed:
             assert result.returncode == 0, result.stderr
             assert "dport 4321" in result.stdout
