@@ -54,12 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 events.event("RedirectsApplied", outcome.summary)
     except PodnatError as err:
         if isinstance(err, InvalidPlanError):
-            for problem in err.problems:
-                log.error("%s", problem)
+            for line in err.lines():
+                log.error("%s", line)
             log.error("invalid annotations: nothing changed")
-            message = "invalid annotations, nothing changed:\n" + "\n".join(
-                str(p) for p in err.problems
-            )
+            message = "invalid annotations, nothing changed:\n" + "\n".join(err.lines())
             if events is not None:
                 events.event("RedirectsInvalid", message, warning=True)
         else:

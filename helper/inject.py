@@ -13,7 +13,7 @@ from typing import Any
 
 from helper.annotations import REDIRECT
 from helper.errors import PodnatError
-from helper.parse import InvalidPlanError, Problem, parse_plan
+from helper.parse import InvalidPlanError, parse_plan
 
 INIT_NAME = "podnat-init"
 VOLUME_NAME = "podnat-podinfo"
@@ -70,7 +70,7 @@ def mutate(obj: Obj, config: InjectConfig) -> Obj:
     try:
         plan = parse_plan(annotations)
     except InvalidPlanError as err:
-        raise Denied(_describe(obj, err.problems)) from err
+        raise Denied(_describe(obj, err.lines())) from err
     if plan.is_empty:
         return obj
     if spec.get("hostNetwork"):
@@ -136,5 +136,5 @@ def _name(obj: Obj) -> str:
     return f"{obj.get('kind')} {metadata.get('name') or metadata.get('generateName') or '?'}"
 
 
-def _describe(obj: Obj, problems: tuple[Problem, ...]) -> str:
-    return f"{_name(obj)}: invalid annotations: " + "; ".join(str(p) for p in problems)
+def _describe(obj: Obj, problems: list[str]) -> str:
+    return f"{_name(obj)}: invalid annotations: " + "; ".join(problems)

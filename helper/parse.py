@@ -53,14 +53,30 @@ class Problem:
         return f'{self.annotation}: "{self.item}": {self.reason}'
 
 
+# A message names at most this many problems, then says how many more there were:
+# a hostile annotation must not become a megabyte-long Event or admission answer.
+MAX_REPORTED_PROBLEMS = 20
+
+
 class InvalidPlanError(PodnatError):
-    """The annotations cannot be planned; `problems` says every reason."""
+    """The annotations cannot be planned.
+
+    `problems` holds the first MAX_REPORTED_PROBLEMS reasons; `omitted` counts the rest.
+    """
 
     exit_code = 2
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = tuple(problems[:MAX_REPORTED_PROBLEMS])
+        self.omitted = max(0, len(problems) - MAX_REPORTED_PROBLEMS)
+        super().__init__("; ".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        """One line per reported problem, and "… and K more problems" when some were left out."""
+        lines = [str(p) for p in self.problems]
+        if self.omitted:
+            lines.append(f"... and {self.omitted} more problem{'s' if self.omitted > 1 else ''}")
+        return lines
 
 
 def parse_plan(annotations: dict[str, str]) -> RedirectPlan:
