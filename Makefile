@@ -6,7 +6,7 @@ VENV_STAMP := .venv-path
 PY = $$(cat $(VENV_STAMP))/bin/python
 BIN = $$(cat $(VENV_STAMP))/bin
 
-.PHONY: help deps venv lint tools tools-test cluster-up cluster-down test test-quick test-kernel test-kube \
+.PHONY: help deps venv lint tools tools-test cluster-up cluster-down test test-quick test-kernel test-kube test-reliability \
 	test-e2e e2e-cluster-up e2e-cluster-down demo bench clean
 
 help:
@@ -16,6 +16,7 @@ help:
 	@echo "make test-quick  lint + the tiers that need no root (seconds)"
 	@echo "make test-kernel the kernel tier: network namespaces, real traffic (root)"
 	@echo "make test-kube   a real kube-apiserver: API source, webhook, Helm chart"
+	@echo "make test-reliability  kills, races, fuzzing on the real kernel (root)"
 	@echo "make test-e2e    real pods on the offline kind cluster (built here, cached)"
 	@echo "make e2e-cluster-up / e2e-cluster-down   that cluster, for you (see README)"
 	@echo "make bench       apply latency and cold start against raw nft / iptables-restore"
@@ -51,7 +52,12 @@ test-quick: venv lint
 	$(BIN)/pytest -q -m "not netns and not kube and not e2e"
 
 test-kernel: deps venv tools-test
-	$(BIN)/pytest -q -m "netns and not kube"
+	$(BIN)/pytest -q -m "netns and not kube and not reliability"
+
+# Kills at random points of apply, concurrent appliers, fuzzing (PODNAT_KILLS and
+# PODNAT_FUZZ_INPUTS raise the counts; `make fuzz` is the long run).
+test-reliability: deps venv
+	$(BIN)/pytest -q -m reliability
 
 test-kube: deps venv tools-test
 	$(BIN)/pytest -q -m kube

@@ -18,6 +18,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         path = str(item.path).replace(os.sep, "/")
         if "tests/netns/" in path:
             item.add_marker(pytest.mark.netns)
+        if "tests/reliability/" in path:
+            # Real processes in namespaces the tests create: root, like the kernel tier.
+            item.add_marker(pytest.mark.reliability)
+            item.add_marker(pytest.mark.netns)
         if "tests/kube/" in path:
             item.add_marker(pytest.mark.kube)
         if "tests/e2e/" in path:

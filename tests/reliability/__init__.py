@@ -1,0 +1,1 @@
+"""Reliability tier: SIGKILL at random points, concurrent appliers, fuzzing (root)."""
