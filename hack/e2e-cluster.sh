@@ -7,10 +7,11 @@
 #                               API access for namespace podnat-e2e); prints the kubeconfig
 #   hack/e2e-cluster.sh down    delete the cluster, remove the egress guard, stop dockerd
 #
-# Egress guard (while the cluster exists): forwarded traffic out of the uplink is dropped
-# (DOCKER-USER) and the pod and service CIDRs are blackholed on the host, so no packet
-# from the cluster can leave the machine. Images are built before it: their apt-get and
-# pip need the way out.
+# Egress guard (hack/egress-guard.sh, while the cluster exists): forwarded packets out of
+# every uplink (the default routes' devices, IPv4 and IPv6) are dropped by an nft table of
+# its own, and the cluster's pod and service CIDRs are blackholed on the host, so no packet
+# from a node or a pod can leave the machine, whatever its family. Images are built before
+# it: their apt-get and pip need the way out.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 hack=$repo/hack
@@ -21,35 +22,9 @@ CLUSTER=podnat-e2e
 NODE_NAME=$CLUSTER-control-plane
 state=/run/podnat-e2e
 KUBECONFIG_PATH=$state/kubeconfig
-CIDRS=(10.244.0.0/16 10.96.0.0/16)  # hack/node/kind-config.yaml
+KIND_CONFIG=$hack/node/kind-config.yaml
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml")
 IMAGE=podnat:$VERSION
-
-uplink() {
-    ip route show default | awk '{print $5; exit}'
-}
-
-guard_on() {
-    local out
-    out=$(uplink)
-    [[ -n $out ]] && ! iptables -C DOCKER-USER -o "$out" -j DROP 2>/dev/null &&
-        iptables -I DOCKER-USER -o "$out" -j DROP
-    echo "$out" >"$state/uplink"
-    for cidr in "${CIDRS[@]}"; do
-        ip route replace blackhole "$cidr"
-    done
-}
-
-guard_off() {
-    local out
-    out=$(cat "$state/uplink" 2>/dev/null || uplink)
-    while [[ -n $out ]] && iptables -C DOCKER-USER -o "$out" -j DROP 2>/dev/null; do
-        iptables -D DOCKER-USER -o "$out" -j DROP
-    done
-    for cidr in "${CIDRS[@]}"; do
-        ip route del blackhole "$cidr" 2>/dev/null || true
-    done
-}
 
 case ${1:-} in
 up)
@@ -59,9 +34,9 @@ up)
     "$hack/tools.sh" build kind helm kubectl
     "$hack/images.sh" podnat
     node=$("$hack/node-image.sh")
-    guard_on
+    PODNAT_GUARD_STATE=$state "$hack/egress-guard.sh" on "$KIND_CONFIG"
     kind delete cluster --name "$CLUSTER" --kubeconfig "$KUBECONFIG_PATH" >/dev/null 2>&1 || true
-    kind create cluster --name "$CLUSTER" --image "$node" --config "$hack/node/kind-config.yaml" \
+    kind create cluster --name "$CLUSTER" --image "$node" --config "$KIND_CONFIG" \
         --kubeconfig "$KUBECONFIG_PATH" >"$state/create.log" 2>&1 ||
         { tail -30 "$state/create.log" >&2; exit 1; }
     export KUBECONFIG=$KUBECONFIG_PATH
@@ -73,12 +48,12 @@ up)
     ;;
 down)
     kind delete cluster --name "$CLUSTER" --kubeconfig "$KUBECONFIG_PATH" >/dev/null 2>&1 || true
-    guard_off
+    PODNAT_GUARD_STATE=$state "$hack/egress-guard.sh" off
     rm -rf "$state"
     "$hack/docker.sh" stop  # its images stay cached in the data root
     ;;
 *)
-    sed -n '2,12p' "$0" >&2
+    sed -n '2,14p' "$0" >&2
     exit 2
     ;;
 esac
