@@ -35,6 +35,7 @@ from helper.problems import MAX_REPORTED_PROBLEMS, InvalidPlanError, Problem
 
 _ITEM = re.compile(r"(?P<from>[^:/]*):(?P<to>[^:/]*)(?:/(?P<proto>.*))?", re.DOTALL)
 _PORTS = re.compile(r"(?P<first>[0-9]+)(?:-(?P<last>[0-9]+))?")
+_PORT_DIGITS = len(str(PORT_MAX))
 _BOOLS = {"true": True, "false": False}
 
 T = TypeVar("T")
@@ -93,8 +94,16 @@ def parse_plan(annotations: dict[str, str]) -> RedirectPlan:
     if problems:
         raise InvalidPlanError(problems)
     return RedirectPlan(
-        redirects=tuple(sorted(redirects)), sources=sources, local=local, families=families
+        redirects=tuple(sorted(redirects, key=_order)),
+        sources=sources,
+        local=local,
+        families=families,
     )
+
+
+def _order(r: Redirect) -> tuple[str, int, int, int, int]:
+    """Redirect's own field order as a plain tuple: sorting 2,000 dataclasses is 5x slower."""
+    return (r.proto, r.from_ports.first, r.from_ports.last, r.to_ports.first, r.to_ports.last)
 
 
 def _parse_redirects(raw: str, problems: list[Problem]) -> list[Redirect]:
@@ -182,7 +191,7 @@ def _parse_ports(text: str, side: str, bad: _Reporter) -> PortRange | None:
         return None
     for digits in (match["first"], match["last"]):
         # More than 5 digits is out of range whatever they say: no int() of a huge string.
-        if digits is not None and len(digits) > len(str(PORT_MAX)):
+        if digits is not None and len(digits) > _PORT_DIGITS:
             bad(f"port {shown(digits)} is out of range {PORT_MIN}-{PORT_MAX}")
             return None
     first = int(match["first"])
