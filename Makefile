@@ -6,7 +6,7 @@ VENV_STAMP := .venv-path
 PY = $$(cat $(VENV_STAMP))/bin/python
 BIN = $$(cat $(VENV_STAMP))/bin
 
-.PHONY: help deps venv lint tools tools-test cluster-up cluster-down test test-quick test-kernel test-kube test-reliability \
+.PHONY: help deps venv lint tools tools-test cluster-up cluster-down test test-quick test-kernel test-kube test-reliability fuzz \
 	test-e2e e2e-cluster-up e2e-cluster-down demo bench clean
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make test-kernel the kernel tier: network namespaces, real traffic (root)"
 	@echo "make test-kube   a real kube-apiserver: API source, webhook, Helm chart"
 	@echo "make test-reliability  kills, races, fuzzing on the real kernel (root)"
+	@echo "make fuzz        the long fuzz run: 1,000,000 inputs, 2,000 through the CLI (root)"
 	@echo "make test-e2e    real pods on the offline kind cluster (built here, cached)"
 	@echo "make e2e-cluster-up / e2e-cluster-down   that cluster, for you (see README)"
 	@echo "make bench       apply latency and cold start against raw nft / iptables-restore"
@@ -58,6 +59,11 @@ test-kernel: deps venv tools-test
 # PODNAT_FUZZ_INPUTS raise the counts; `make fuzz` is the long run).
 test-reliability: deps venv
 	$(BIN)/pytest -q -m reliability
+
+# PODNAT_FUZZ_SEED replays a run (each run prints its seed; a failure names it).
+fuzz: deps venv
+	PODNAT_FUZZ_INPUTS=$${PODNAT_FUZZ_INPUTS:-1000000} PODNAT_FUZZ_CLI=$${PODNAT_FUZZ_CLI:-2000} \
+		$(BIN)/pytest -q -s -m reliability tests/reliability/test_fuzz.py
 
 test-kube: deps venv tools-test
 	$(BIN)/pytest -q -m kube

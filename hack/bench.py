@@ -11,6 +11,12 @@
    exit: wall time and peak RSS. Targets: <= 150 ms, <= 40 MB. Measured from a
    runtime venv laid out as the image's will be: a plain (non-editable) install,
    no pip or setuptools (their .pth hooks alone add ~30 ms to every start).
+4. Validation at the documented limits: the slowest annotations podnat accepts
+   (2,000 redirect items and 1,000 sources, longest shapes), in a fresh process:
+   median wall time of parse_plan, and the tracemalloc peak of one call (memory
+   the call allocates, imports excluded). Targets: <= 50 ms, <= 10 MB. Also shown,
+   without target: 1,000 duplicate redirect items (1.5 s and 221 MB before the sweep).
+   `hack/bench.py --validation` runs this part alone, without root.
 
 Runs as root in throwaway network namespaces. Exit 1 if a target is missed.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import contextlib
 import hashlib
 import json
 import os
@@ -37,6 +44,8 @@ SIZES = (1, 10, 100, 1000)
 RATIO_TARGET = 1.5
 COLD_MS_TARGET = 150.0
 COLD_MB_TARGET = 40.0
+VALIDATION_MS_TARGET = 50.0
+VALIDATION_MB_TARGET = 10.0
 
 
 def sh(*argv: str, stdin: str | None = None) -> None:
@@ -131,6 +140,90 @@ def _restore_text(ruleset: object) -> str:
     lines = ["*nat", *(f":{chain} - [0:0]" for chain in ruleset.chains)]
     lines += [rule.save_line() for rule in ruleset.rules if rule.chain not in HOOKS.values()]
     return "\n".join([*lines, "COMMIT", ""])
+
+
+def largest_annotations() -> dict[str, str]:
+    """The slowest annotations within the limits: every item at its longest accepted shape."""
+    protos = ("tcp", "udp", "sctp")
+    redirect = ",".join(
+        f"{10000 + i // 3 * 3}-{10001 + i // 3 * 3}:{40000 + i // 3 * 3}-{40001 + i // 3 * 3}"
+        f"/{protos[i % 3]}"
+        for i in range(2000)
+    )
+    # Fully written IPv6 addresses in adjacent pairs that straddle a CIDR boundary: the
+    # slowest shape found (every pair merges, then is cut back into two), and one IPv4.
+    sources = ",".join(
+        [
+            f"fd00:1234:5678:9abc:def0:0000:ffff:{3 * (i // 2) + 1 + i % 2:04x}/128"
+            for i in range(999)
+        ]
+        + ["192.168.100.100/32"]
+    )
+    return {
+        "podnat.io/redirect": redirect,
+        "podnat.io/redirect-sources": sources,
+        "podnat.io/redirect-local": "true",
+        "podnat.io/ip-families": "dual",
+    }
+
+
+def validation_cost(repeat: int) -> dict[str, float]:
+    """Runs in a fresh process (`--validation`): ms and MB of parse_plan, largest and duplicates."""
+    import tracemalloc  # noqa: PLC0415
+
+    from helper.limits import MAX_VALUE_BYTES  # noqa: PLC0415
+    from helper.parse import InvalidPlanError, parse_plan  # noqa: PLC0415
+
+    def cost(annotations: dict[str, str]) -> tuple[float, float]:
+        def once() -> None:
+            with contextlib.suppress(InvalidPlanError):
+                parse_plan(annotations)
+
+        once()  # warm: regexes compiled, enum lookups cached
+        walls = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            once()
+            walls.append((time.perf_counter() - started) * 1000)
+        tracemalloc.start()
+        once()
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        return statistics.median(walls), peak
+
+    largest = largest_annotations()
+    assert max(len(v.encode()) for v in largest.values()) <= MAX_VALUE_BYTES  # noqa: S101
+    plan = parse_plan(largest)  # it must be accepted, or it measures the wrong thing
+    assert len(plan.redirects) == 2000 and plan.sources  # noqa: S101
+    ms, mb = cost(largest)
+    dup_ms, dup_mb = cost({"podnat.io/redirect": ", ".join(["100-200:1"] * 1000)})
+    sizes = {key.removeprefix("podnat.io/"): len(value) for key, value in largest.items()}
+    return {"ms": ms, "mb": mb, "dup_ms": dup_ms, "dup_mb": dup_mb, **sizes}
+
+
+def measure_validation(repeat: int) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--validation-json", "--repeat", str(repeat)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures: dict[str, float] = json.loads(done.stdout)
+    return figures
+
+
+def report_validation(targets: Targets, figures: dict[str, float]) -> None:
+    ms, mb = figures["ms"], figures["mb"]
+    print(
+        f"validation at the limits (2,000 redirect items, {figures['redirect']} bytes; "
+        f"1,000 sources, {figures['redirect-sources']} bytes): {ms:.1f} ms median, "
+        f"{mb:.2f} MB tracemalloc peak (targets <= {VALIDATION_MS_TARGET:.0f} ms, "
+        f"<= {VALIDATION_MB_TARGET:.0f} MB); 1,000 duplicate items: "
+        f"{figures['dup_ms']:.1f} ms, {figures['dup_mb']:.2f} MB"
+    )
+    targets.check(ms <= VALIDATION_MS_TARGET, f"validation {ms:.1f} ms")
+    targets.check(mb <= VALIDATION_MB_TARGET, f"validation {mb:.2f} MB")
 
 
 def runtime_podnat() -> Path:
@@ -310,11 +403,22 @@ def _run_measured(argv: list[str], env: dict[str, str], repeat: int) -> tuple[fl
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--validation", action="store_true", help="only the validation figures (no root needed)"
+    )
+    parser.add_argument("--validation-json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
     if args.inside:
         inside(args.repeat)
         return 0
+    if args.validation_json:  # the fresh process measure_validation starts
+        print(json.dumps(validation_cost(args.repeat)))
+        return 0
+    if args.validation:
+        targets = Targets()
+        report_validation(targets, measure_validation(args.repeat))
+        return targets.verdict("validation")
     if os.geteuid() != 0:
         print("make bench creates network namespaces: run it as root", file=sys.stderr)
         return 1
@@ -353,7 +457,7 @@ def main() -> int:
         api = api_path(cold_ns, args.repeat)
     finally:
         subprocess.run(["ip", "netns", "del", cold_ns], check=False)
-    return report(rows, cold_ms, cold_mb, api)
+    return report(rows, cold_ms, cold_mb, api, measure_validation(args.repeat))
 
 
 def report(
@@ -361,6 +465,7 @@ def report(
     cold_ms: float,
     cold_mb: float,
     api: tuple[tuple[float, float], tuple[float, float]],
+    validation: dict[str, float],
 ) -> int:
     targets = Targets()
     print(f"{'backend':<16}{'rules':>6}{'podnat ms':>11}{'raw ms':>9}{'ratio':>7}")
@@ -391,8 +496,9 @@ def report(
     )
     targets.check(api_ratio <= RATIO_TARGET, f"API path time ratio {api_ratio:.2f}")
     targets.check(rss_ratio <= RATIO_TARGET, f"API path memory ratio {rss_ratio:.2f}")
+    report_validation(targets, validation)
     print()
-    return targets.verdict("apply, cold start, API path")
+    return targets.verdict("apply, cold start, API path, validation")
 
 
 if __name__ == "__main__":
