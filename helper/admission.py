@@ -13,7 +13,8 @@ import base64
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from helper.errors import ManifestError
 from helper.inject import Denied, InjectConfig, mutate
@@ -55,35 +56,43 @@ class _Review(BaseModel):
 # The parts of a pod podnat reads, typed; everything else is kept as it is (the
 # patch must not touch it). Strict: JSON types as Kubernetes defines them, no
 # coercion ("true" is not a bool). fail_fast: a list of a million wrong items is
-# one error, not a million.
-class _Shape(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
+# one error, not a million. TypedDicts, not models: 5x faster on a pod of 150,000
+# volumes (0.2 s, not 0.9 s), and the checked copy is only thrown away.
+_SHAPE = ConfigDict(extra="allow", strict=True)
 
 
-class _Named(_Shape):
+@with_config(_SHAPE)
+class _Named(TypedDict):
     name: str
 
 
-class _Os(_Shape):
-    name: str | None = None
+@with_config(_SHAPE)
+class _Os(TypedDict, total=False):
+    name: str
 
 
-class _Metadata(_Shape):
-    name: str | None = None
-    generateName: str | None = None  # noqa: N815 - the Kubernetes field name
-    annotations: Annotated[dict[str, str] | None, Field(fail_fast=True)] = None
+@with_config(_SHAPE)
+class _Metadata(TypedDict, total=False):
+    name: str | None
+    generateName: str | None
+    annotations: Annotated[dict[str, str] | None, Field(fail_fast=True)]
 
 
-class _Spec(_Shape):
-    hostNetwork: bool | None = None  # noqa: N815
-    initContainers: Annotated[list[_Named] | None, Field(fail_fast=True)] = None  # noqa: N815
-    volumes: Annotated[list[_Named] | None, Field(fail_fast=True)] = None
-    os: _Os | None = None
+@with_config(_SHAPE)
+class _Spec(TypedDict, total=False):
+    hostNetwork: bool | None
+    initContainers: Annotated[list[_Named] | None, Field(fail_fast=True)]
+    volumes: Annotated[list[_Named] | None, Field(fail_fast=True)]
+    os: _Os | None
 
 
-class _Pod(_Shape):
-    metadata: _Metadata | None = None
-    spec: _Spec | None = None
+@with_config(_SHAPE)
+class _Pod(TypedDict, total=False):
+    metadata: _Metadata | None
+    spec: _Spec | None
+
+
+_POD = TypeAdapter(_Pod)
 
 
 def review(body: bytes, config: InjectConfig) -> dict[str, Any]:
@@ -97,7 +106,7 @@ def review(body: bytes, config: InjectConfig) -> dict[str, Any]:
     pod = request.object
     if request.kind.kind == "Pod" and request.operation == "CREATE" and pod is not None:
         try:
-            _Pod.model_validate(pod)
+            _POD.validate_python(pod)
         except ValidationError as err:
             raise BadReview(f"not a pod podnat can read: {describe(err)}") from err
         pod = {**pod, "kind": "Pod"}  # the request says what it is

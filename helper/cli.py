@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from helper.webhook import Limits, serve  # noqa: PLC0415 - only this command serves
 
             limits = Limits(args.header_timeout, args.body_timeout, args.idle_timeout)
-            serve(_inject_config(args), args.host, args.port, args.cert, args.key, limits)
+            serve(_inject_config(args), args.host, args.port, args.cert, args.key, limits=limits)
             outcome = engine.Outcome("webhook stopped")
         else:
             selected = select_source(args)

@@ -74,6 +74,6 @@ class HandshakeDeadlineLoop(asyncio.SelectorEventLoop):
         super().__init__()
         self.handshake_timeout = timeout
 
-    async def create_server(self, *args: Any, **kwargs: Any) -> asyncio.Server:  # type: ignore[override]
+    async def create_server(self, *args: Any, **kwargs: Any) -> asyncio.Server:
         kwargs.setdefault("ssl_handshake_timeout", self.handshake_timeout)
         return await super().create_server(*args, **kwargs)

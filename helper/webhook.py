@@ -118,12 +118,12 @@ class App:
             async with asyncio.timeout(self.limits.body_timeout):
                 body = await _read_body(receive, MAX_BODY)
         except TimeoutError:
-            message = f"request body not received within {self.limits.body_timeout} s\n"
-            await self._reply(send, "/mutate", 408, message.encode(), b"text/plain", close=True)
+            late = f"request body not received within {self.limits.body_timeout} s\n".encode()
+            await self._reply(send, "/mutate", 408, late, b"text/plain", close=True)
             return
         if body is None:
-            message = b"request body too large\n"
-            await self._reply(send, "/mutate", 413, message, b"text/plain", close=True)
+            large = b"request body too large\n"
+            await self._reply(send, "/mutate", 413, large, b"text/plain", close=True)
             return
         if self._pending >= self.limits.workers + self.limits.waiting:
             await self._reply(send, "/mutate", 503, b"busy, try again\n", b"text/plain")
@@ -144,7 +144,7 @@ class App:
             answer = review(body, self.config)
         except BadReview as err:
             return 400, f"{err}\n".encode(), b"text/plain"
-        except Exception as err:  # noqa: BLE001 - a bug of podnat's: one line, not a traceback
+        except Exception as err:  # a bug of podnat's: one line, not a traceback
             _log.error("internal error answering /mutate: %s: %.200s", type(err).__name__, err)
             return 500, b"internal error\n", b"text/plain"
         response = answer["response"]
@@ -217,7 +217,7 @@ class CertReloader:
 
 
 def serve(
-    config: InjectConfig, host: str, port: int, cert: Path, key: Path, limits: Limits
+    config: InjectConfig, host: str, port: int, cert: Path, key: Path, *, limits: Limits
 ) -> None:
     import uvicorn  # noqa: PLC0415 - only the webhook needs a server
 
