@@ -148,12 +148,21 @@ ANNOTATED = {"annotations": {R: "4321:1234"}}
     [
         ({"metadata": "web"}, "metadata: must be an object"),
         ({"metadata": {"annotations": [R]}}, "metadata.annotations: must be an object"),
-        ({"metadata": {"annotations": {R: 4321}}}, f'metadata.annotations["{R}"]: must be a string'),
-        ({"metadata": {"annotations": {R: True}}}, f'metadata.annotations["{R}"]: must be a string'),
+        (
+            {"metadata": {"annotations": {R: 4321}}},
+            f'metadata.annotations["{R}"]: must be a string',
+        ),
+        (
+            {"metadata": {"annotations": {R: True}}},
+            f'metadata.annotations["{R}"]: must be a string',
+        ),
         ({"metadata": {"name": 7}}, "metadata.name: must be a string"),
         ({"metadata": ANNOTATED, "spec": "x"}, "spec: must be an object"),
         ({"metadata": ANNOTATED, "spec": {"initContainers": ["x"]}}, "initContainers[0]: must be"),
-        ({"metadata": ANNOTATED, "spec": {"initContainers": {"a": 1}}}, "initContainers: must be a"),
+        (
+            {"metadata": ANNOTATED, "spec": {"initContainers": {"a": 1}}},
+            "initContainers: must be a",
+        ),
         ({"metadata": ANNOTATED, "spec": {"volumes": ["x"]}}, "spec.volumes[0]: must be an object"),
         ({"metadata": ANNOTATED, "spec": {"volumes": [{}]}}, "spec.volumes[0].name: is required"),
         ({"metadata": ANNOTATED, "spec": {"hostNetwork": "true"}}, "hostNetwork: must be true or"),
@@ -215,7 +224,7 @@ def test_a_manifest_error_from_the_mutation_is_a_bad_request(
         raise ManifestError("Pod web: spec.template is not an object")
 
     monkeypatch.setattr("helper.admission.mutate", unreadable)
-    with pytest.raises(BadReview, match="spec.template is not an object"):
+    with pytest.raises(BadReview, match=r"spec\.template is not an object"):
         review(admission_review(pod({R: "1:2"})), CONFIG)
 
 
