@@ -1,8 +1,9 @@
 """AdmissionReview in, AdmissionReview out: the webhook's decision, as a pure function.
 
 The HTTP server around it comes with the webhook; this is the part that decides.
-Pydantic validates the request at this edge (a malformed review is a 400, never
-a crash); the pod itself goes through the same mutation as `podnat inject`.
+Pydantic validates the request at this edge, and the parts of the pod podnat
+reads (a malformed review or pod is a 400, never a crash); the pod itself goes
+through the same mutation as `podnat inject`.
 Spec: https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/
 """
 
@@ -10,13 +11,18 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
+from helper.errors import ManifestError
 from helper.inject import Denied, InjectConfig, mutate
 
 API_VERSION = "admission.k8s.io/v1"
+MAX_MESSAGE = 4096  # characters of a denial or a 400: a hostile pod must not make it large
+MAX_SHAPE_PROBLEMS = 5
+_MAX_KEY = 64  # a key quoted in a message: the item is named, not copied
 
 
 class BadReview(Exception):  # noqa: N818 - maps to HTTP 400, not to a podnat failure
@@ -47,28 +53,117 @@ class _Review(BaseModel):
     request: _Request
 
 
+# The parts of a pod podnat reads, typed; everything else is kept as it is (the
+# patch must not touch it). Strict: JSON types as Kubernetes defines them, no
+# coercion ("true" is not a bool). fail_fast: a list of a million wrong items is
+# one error, not a million. TypedDicts, not models: 5x faster on a pod of 150,000
+# volumes (0.2 s, not 0.9 s), and the checked copy is only thrown away.
+_SHAPE = ConfigDict(extra="allow", strict=True)
+
+
+@with_config(_SHAPE)
+class _Named(TypedDict):
+    name: str
+
+
+@with_config(_SHAPE)
+class _Os(TypedDict, total=False):
+    name: str
+
+
+@with_config(_SHAPE)
+class _Metadata(TypedDict, total=False):
+    name: str | None
+    generateName: str | None
+    annotations: Annotated[dict[str, str] | None, Field(fail_fast=True)]
+
+
+@with_config(_SHAPE)
+class _Spec(TypedDict, total=False):
+    hostNetwork: bool | None
+    initContainers: Annotated[list[_Named] | None, Field(fail_fast=True)]
+    volumes: Annotated[list[_Named] | None, Field(fail_fast=True)]
+    os: _Os | None
+
+
+@with_config(_SHAPE)
+class _Pod(TypedDict, total=False):
+    metadata: _Metadata | None
+    spec: _Spec | None
+
+
+_POD = TypeAdapter(_Pod)
+
+
 def review(body: bytes, config: InjectConfig) -> dict[str, Any]:
     """The AdmissionReview response for a request body. Raises BadReview for garbage."""
     try:
         parsed = _Review.model_validate_json(body)
     except ValidationError as err:
-        raise BadReview(f"not an {API_VERSION} AdmissionReview: {err}") from err
+        raise BadReview(f"not an {API_VERSION} AdmissionReview: {describe(err)}") from err
     request = parsed.request
     response: dict[str, Any] = {"uid": request.uid, "allowed": True}
     pod = request.object
-    if request.kind.kind == "Pod" and request.operation == "CREATE" and isinstance(pod, dict):
-        pod = {"kind": "Pod", **pod}
+    if request.kind.kind == "Pod" and request.operation == "CREATE" and pod is not None:
+        try:
+            _POD.validate_python(pod)
+        except ValidationError as err:
+            raise BadReview(f"not a pod podnat can read: {describe(err)}") from err
+        pod = {**pod, "kind": "Pod"}  # the request says what it is
         try:
             mutated = mutate(pod, config)
+        except ManifestError as err:
+            raise BadReview(_capped(f"not a pod podnat can read: {err}")) from err
         except Denied as denied:
             response["allowed"] = False
-            response["status"] = {"code": 400, "reason": "Invalid", "message": denied.message}
+            message = _capped(denied.message)
+            response["status"] = {"code": 400, "reason": "Invalid", "message": message}
         else:
             if mutated is not pod:
                 patch = json_patch(pod, mutated)
                 response["patchType"] = "JSONPatch"
                 response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
     return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}
+
+
+def describe(err: ValidationError) -> str:
+    """Where and why, for the first few problems; never the offending values themselves."""
+    problems = err.errors(include_url=False, include_input=False)
+    lines = [f"{_where(e['loc'])}: {_why(e['type'], e['msg'])}" for e in problems]
+    shown = lines[:MAX_SHAPE_PROBLEMS]
+    if len(lines) > len(shown):
+        shown.append(f"... and {len(lines) - len(shown)} more problems")
+    return _capped("; ".join(shown))
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            key = part if len(part) <= _MAX_KEY else part[:_MAX_KEY] + "…"
+            out += (f".{key}" if out else key) if key.isidentifier() else f"[{json.dumps(key)}]"
+    return out or "the body"
+
+
+_WHY = {
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "missing": "is required",
+}
+
+
+def _why(kind: str, message: str) -> str:
+    return _WHY.get(kind, message)
+
+
+def _capped(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 13] + " … (truncated)"
 
 
 def json_patch(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:

@@ -41,9 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "inject":
             outcome = _inject(args)
         elif args.command == "webhook":
-            from helper.webhook import serve  # noqa: PLC0415 - only this command serves
+            from helper.webhook import Limits, serve  # noqa: PLC0415 - only this command serves
 
-            serve(_inject_config(args), args.host, args.port, args.cert, args.key)
+            limits = Limits(args.header_timeout, args.body_timeout, args.idle_timeout)
+            serve(_inject_config(args), args.host, args.port, args.cert, args.key, limits=limits)
             outcome = engine.Outcome("webhook stopped")
         else:
             selected = select_source(args)
@@ -218,11 +219,30 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         webhook.add_argument("--key", type=Path, required=True, help="TLS private key (PEM)")
         webhook.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a pod's server
         webhook.add_argument("--port", type=int, default=8443)
+        for name, default, what in (
+            ("header", 10, "for the TLS handshake and a request's headers"),
+            ("body", 10, "for a request's body, once its headers are in"),
+            ("idle", 30, "a kept-alive connection may idle between requests"),
+        ):
+            webhook.add_argument(
+                f"--{name}-timeout",
+                type=_seconds,
+                default=default,
+                metavar="SECONDS",
+                help=f"seconds {what}, then the connection is closed (default {default})",
+            )
     if only in (None, "cleanup"):
         sub.add_parser(
             "cleanup", parents=[common, kernel], help="remove everything podnat owns, nothing else"
         )
     return parser
+
+
+def _seconds(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if not 1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds, 1-3600")
+    return value
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ decision is helper.admission's); /healthz, /readyz and /metrics (Prometheus) are
 for probes and scraping. The TLS certificate and key are reloaded into the live
 SSL context when their files change (cert-manager and the chart rotate them), so
 new connections get the new certificate without a restart.
+
+Every client gets a bounded answer: its handshake and headers a deadline
+(helper.deadlines), its body another, an idle connection a third. The decision runs
+in a small pool of worker threads, so a heavy review never stalls the probes; a
+client's input never puts a traceback in the log.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +42,17 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long a client may take, and how much review work may be under way at once."""
+
+    header_timeout: int = 10  # handshake and headers; the API server sends them at once
+    body_timeout: int = 10  # the API server's own webhook timeout is 10 s at most by default
+    idle_timeout: int = 30  # between requests on a kept-alive connection
+    workers: int = 2  # decisions in parallel (threads: the event loop keeps the probes)
+    waiting: int = 32  # decisions queued beyond those; more get 503 at once
 
 
 class Metrics:
@@ -67,6 +84,11 @@ class App:
 
     config: InjectConfig
     metrics: Metrics
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        self._pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="review")
+        self._pending = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -92,34 +114,55 @@ class App:
 
     async def _mutate(self, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        body = await _read_body(receive, MAX_BODY)
-        if body is None:
-            await self._reply(send, "/mutate", 413, b"request body too large\n", b"text/plain")
+        try:
+            async with asyncio.timeout(self.limits.body_timeout):
+                body = await _read_body(receive, MAX_BODY)
+        except TimeoutError:
+            late = f"request body not received within {self.limits.body_timeout} s\n".encode()
+            await self._reply(send, "/mutate", 408, late, b"text/plain", close=True)
             return
+        if body is None:
+            large = b"request body too large\n"
+            await self._reply(send, "/mutate", 413, large, b"text/plain", close=True)
+            return
+        if self._pending >= self.limits.workers + self.limits.waiting:
+            await self._reply(send, "/mutate", 503, b"busy, try again\n", b"text/plain")
+            return
+        self._pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            code, payload, kind = await loop.run_in_executor(self._pool, self._decide, body)
+        finally:
+            self._pending -= 1
+        if code == 200:
+            self.metrics.latency.observe(time.perf_counter() - started)
+        await self._reply(send, "/mutate", code, payload, kind)
+
+    def _decide(self, body: bytes) -> tuple[int, bytes, bytes]:
+        """Status, body and content type for a review; runs in a worker thread."""
         try:
             answer = review(body, self.config)
         except BadReview as err:
-            await self._reply(send, "/mutate", 400, f"{err}\n".encode(), b"text/plain")
-            return
+            return 400, f"{err}\n".encode(), b"text/plain"
+        except Exception as err:  # a bug of podnat's: one line, not a traceback
+            _log.error("internal error answering /mutate: %s: %.200s", type(err).__name__, err)
+            return 500, b"internal error\n", b"text/plain"
         response = answer["response"]
         if "patch" in response:
             self.metrics.injections.inc()
         if not response["allowed"]:
             self.metrics.denials.inc()
             _log.info("denied: %s", response["status"]["message"])
-        payload = _json(answer)
-        self.metrics.latency.observe(time.perf_counter() - started)
-        await self._reply(send, "/mutate", 200, payload, b"application/json")
+        return 200, _json(answer), b"application/json"
 
-    async def _reply(self, send: Send, path: str, code: int, body: bytes, kind: bytes) -> None:
+    async def _reply(
+        self, send: Send, path: str, code: int, body: bytes, kind: bytes, *, close: bool = False
+    ) -> None:
         self.metrics.requests.labels(path=path, code=str(code)).inc()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": code,
-                "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())],
-            }
-        )
+        headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
+        if close:  # the rest of the body is not read: h11 then closes the connection
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": code, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
@@ -173,10 +216,17 @@ class CertReloader:
                 _log.warning("TLS certificate reload failed, keeping the old one: %s", err)
 
 
-def serve(config: InjectConfig, host: str, port: int, cert: Path, key: Path) -> None:
+def serve(
+    config: InjectConfig, host: str, port: int, cert: Path, key: Path, *, limits: Limits
+) -> None:
     import uvicorn  # noqa: PLC0415 - only the webhook needs a server
 
-    app = App(config, Metrics())
+    from helper.deadlines import (  # noqa: PLC0415 - imports uvicorn
+        HandshakeDeadlineLoop,
+        header_deadline_protocol,
+    )
+
+    app = App(config, Metrics(), limits)
     server_config = uvicorn.Config(
         app,
         host=host,
@@ -186,6 +236,8 @@ def serve(config: InjectConfig, host: str, port: int, cert: Path, key: Path) -> 
         log_level="warning",
         access_log=False,
         lifespan="on",
+        http=header_deadline_protocol(limits.header_timeout),
+        timeout_keep_alive=limits.idle_timeout,
     )
     server = uvicorn.Server(server_config)
 
@@ -199,4 +251,5 @@ def serve(config: InjectConfig, host: str, port: int, cert: Path, key: Path) -> 
             task.cancel()
 
     _log.info("webhook listening on https://%s:%d (image %s)", host, port, config.image)
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=lambda: HandshakeDeadlineLoop(limits.header_timeout)) as run:
+        run.run(main())

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from helper.admission import BadReview, json_patch, review
+from helper.admission import MAX_MESSAGE, BadReview, json_patch, review
+from helper.errors import ManifestError
 from helper.inject import INIT_NAME, InjectConfig, mutate
 from tests.cases import R
 
@@ -137,3 +138,101 @@ def test_other_kinds_and_operations_are_allowed_untouched() -> None:
     ):
         response = review(body, CONFIG)["response"]
         assert response == {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": True}
+
+
+ANNOTATED = {"annotations": {R: "4321:1234"}}
+
+
+@pytest.mark.parametrize(
+    ("obj", "where"),
+    [
+        ({"metadata": "web"}, "metadata: must be an object"),
+        ({"metadata": {"annotations": [R]}}, "metadata.annotations: must be an object"),
+        (
+            {"metadata": {"annotations": {R: 4321}}},
+            f'metadata.annotations["{R}"]: must be a string',
+        ),
+        (
+            {"metadata": {"annotations": {R: True}}},
+            f'metadata.annotations["{R}"]: must be a string',
+        ),
+        ({"metadata": {"name": 7}}, "metadata.name: must be a string"),
+        ({"metadata": ANNOTATED, "spec": "x"}, "spec: must be an object"),
+        ({"metadata": ANNOTATED, "spec": {"initContainers": ["x"]}}, "initContainers[0]: must be"),
+        (
+            {"metadata": ANNOTATED, "spec": {"initContainers": {"a": 1}}},
+            "initContainers: must be a",
+        ),
+        ({"metadata": ANNOTATED, "spec": {"volumes": ["x"]}}, "spec.volumes[0]: must be an object"),
+        ({"metadata": ANNOTATED, "spec": {"volumes": [{}]}}, "spec.volumes[0].name: is required"),
+        ({"metadata": ANNOTATED, "spec": {"hostNetwork": "true"}}, "hostNetwork: must be true or"),
+        ({"metadata": ANNOTATED, "spec": {"os": {"name": 1}}}, "spec.os.name: must be a string"),
+        ({"metadata": ANNOTATED, "spec": {"os": "windows"}}, "spec.os: must be an object"),
+    ],
+)
+def test_a_pod_podnat_cannot_read_is_a_bad_request_naming_the_field(
+    obj: dict[str, Any], where: str
+) -> None:
+    with pytest.raises(BadReview, match="not a pod podnat can read") as caught:
+        review(admission_review(obj), CONFIG)
+    assert where in str(caught.value)
+
+
+def test_a_huge_array_of_junk_is_one_short_message() -> None:
+    obj = {"metadata": ANNOTATED, "spec": {"volumes": ["x"] * 300_000}}
+    with pytest.raises(BadReview) as caught:
+        review(admission_review(obj), CONFIG)
+    assert str(caught.value) == "not a pod podnat can read: spec.volumes[0]: must be an object"
+
+
+def test_a_huge_annotation_key_is_named_not_copied() -> None:
+    obj = {"metadata": {"annotations": {"k" * 1_000_000: 1}}}
+    with pytest.raises(BadReview) as caught:
+        review(admission_review(obj), CONFIG)
+    assert len(str(caught.value)) < 200
+
+
+def test_deeply_nested_junk_is_a_bad_request() -> None:
+    body = admission_review({"metadata": ANNOTATED, "spec": {"x": "X"}})
+    with pytest.raises(BadReview, match="recursion limit"):
+        review(body.replace(b'"X"', b"[" * 100_000 + b"]" * 100_000), CONFIG)
+
+
+def test_fields_podnat_does_not_read_are_kept_whatever_their_shape() -> None:
+    # Not podnat's to judge (the API server validates pods after the webhooks):
+    # no crash, and the patch leaves them alone.
+    original = pod({R: "1:2"})
+    original["metadata"]["labels"] = {"tier": 3, "deep": [[{"x": None}]]}
+    original["spec"]["containers"] = {"app": "not a list"}
+    response = review(admission_review(original), CONFIG)["response"]
+    patch = json.loads(base64.b64decode(response["patch"]))
+    assert [op["path"] for op in patch] == ["/spec/initContainers", "/spec/volumes"]
+
+
+def test_a_windows_pod_is_read_and_left_to_the_mutation() -> None:
+    # spec.os.name is part of the shape podnat reads; refusing Windows is inject's call.
+    response = review(admission_review(pod({}, os={"name": "windows"})), CONFIG)["response"]
+    assert response["allowed"] is True
+
+
+def test_a_manifest_error_from_the_mutation_is_a_bad_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The mutation raises ManifestError for shapes it cannot read (its own tests
+    # find those); here only the mapping to a 400 is checked.
+    def unreadable(obj: dict[str, Any], config: InjectConfig) -> dict[str, Any]:
+        raise ManifestError("Pod web: spec.template is not an object")
+
+    monkeypatch.setattr("helper.admission.mutate", unreadable)
+    with pytest.raises(BadReview, match=r"spec\.template is not an object"):
+        review(admission_review(pod({R: "1:2"})), CONFIG)
+
+
+def test_a_hostile_review_gets_a_small_answer() -> None:
+    duplicates = ", ".join(["4321:1234"] * 1000)
+    long_name = pod({R: "4321:1234/icmp"})
+    long_name["metadata"]["generateName"] = "w" * 1_000_000
+    for obj in (pod({R: duplicates}), long_name):
+        answer = json.dumps(review(admission_review(obj), CONFIG))
+        assert json.loads(answer)["response"]["allowed"] is False
+        assert len(answer) <= MAX_MESSAGE + 500

@@ -1,9 +1,12 @@
-"""`podnat webhook` over real TLS on loopback: probes, errors, metrics, certificate reload."""
+"""`podnat webhook` over real TLS on loopback: probes, errors, metrics, certificate reload,
+and clients that are malformed, heavy or slow."""
 
 from __future__ import annotations
 
 import http.client
+import json
 import shutil
+import socket
 import ssl
 import sys
 import time
@@ -15,6 +18,9 @@ from typing import Any
 import pytest
 from testbed import Pki, running_webhook
 
+DEADLINE = 2  # seconds for headers, body and idle in these tests
+SLACK = 3.0  # seconds a dropped connection may take beyond its deadline on a busy VM
+
 
 @dataclass
 class Server:
@@ -22,9 +28,13 @@ class Server:
     context: ssl.SSLContext
     dir: Path
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes, str]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, timeout: float = 10
+    ) -> tuple[int, bytes, str]:
         """Status, body, and the CN of the certificate the server presented."""
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=5)
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", self.port, context=self.context, timeout=timeout
+        )
         try:
             conn.request(method, path, body=body)
             reply = conn.getresponse()
@@ -36,6 +46,10 @@ class Server:
         finally:
             conn.close()
 
+    def tls_socket(self) -> ssl.SSLSocket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=DEADLINE + SLACK)
+        return self.context.wrap_socket(sock, server_hostname="127.0.0.1")
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
@@ -45,7 +59,11 @@ def server(tmp_path: Path) -> Iterator[Server]:
     shutil.copy(tmp_path / "first.crt", tmp_path / "tls.crt")
     shutil.copy(tmp_path / "first.key", tmp_path / "tls.key")
     command = [sys.executable, "-m", "helper.cli"]
-    with running_webhook(command, pki, tmp_path / "tls.crt", tmp_path / "tls.key") as port:
+    timeouts = ["--header-timeout", str(DEADLINE), "--body-timeout", str(DEADLINE)]
+    timeouts += ["--idle-timeout", str(DEADLINE)]
+    with running_webhook(
+        command, pki, tmp_path / "tls.crt", tmp_path / "tls.key", *timeouts
+    ) as port:
         yield Server(port, pki.context(), tmp_path)
 
 
@@ -80,3 +98,112 @@ def test_a_rotated_certificate_is_served_without_a_restart(server: Server) -> No
             break
         time.sleep(0.1)
     assert server.request("GET", "/healthz")[2] == "second"
+
+
+def review_of(pod: dict[str, Any]) -> bytes:
+    request = {
+        "uid": "u",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "operation": "CREATE",
+        "object": pod,
+    }
+    return json.dumps(
+        {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+    ).encode()
+
+
+def annotated(**spec: Any) -> dict[str, Any]:
+    metadata = {"generateName": "web-", "annotations": {"podnat.io/redirect": "4321:1234"}}
+    return {"metadata": metadata, "spec": {"containers": [{"name": "app"}], **spec}}
+
+
+def test_malformed_pods_are_400_and_never_a_traceback(
+    server: Server, capfd: pytest.CaptureFixture[str]
+) -> None:
+    for pod in (
+        {"metadata": "web"},
+        {"metadata": {"annotations": ["podnat.io/redirect"]}},
+        {"metadata": {"annotations": {"podnat.io/redirect": 4321}}},
+        {"metadata": {"annotations": {"podnat.io/redirect": False}}},
+        annotated(initContainers=["x"]),
+        annotated(volumes=["x"]),
+        {**annotated(), "spec": "x"},
+    ):
+        status, body, _ = server.request("POST", "/mutate", review_of(pod))
+        assert status == 400, body
+        assert body.startswith(b"not a pod podnat can read: ")
+    assert server.request("GET", "/healthz")[0] == 200
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def read_response(sock: ssl.SSLSocket) -> tuple[int, bytes]:
+    sock.setblocking(True)
+    reply = http.client.HTTPResponse(sock)
+    reply.begin()
+    return reply.status, reply.read()
+
+
+def test_probes_answer_while_a_heavy_review_runs(server: Server) -> None:
+    # A valid pod with 150,000 volumes: 2.9 MiB, a second or so of work. Before, the
+    # decision ran on the event loop and the probe waited until it was done.
+    heavy = review_of(annotated(volumes=[{"name": f"v{i}"} for i in range(150_000)]))
+    with server.tls_socket() as sock:
+        head = f"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: {len(heavy)}\r\n\r\n"
+        sock.sendall(head.encode() + heavy)
+        time.sleep(0.2)  # the body is in: the decision is under way
+        assert server.request("GET", "/healthz")[0] == 200
+        sock.setblocking(False)
+        with pytest.raises(ssl.SSLWantReadError):  # no answer yet: still deciding
+            sock.recv(1)
+        status, body = read_response(sock)
+    assert status == 200
+    assert json.loads(body)["response"]["patchType"] == "JSONPatch"
+
+
+def test_slowloris_connections_are_dropped_while_others_are_served(server: Server) -> None:
+    loris = [server.tls_socket() for _ in range(50)]
+    started = time.monotonic()
+    for sock in loris:
+        sock.sendall(b"POST /mutate HTTP/1.1\r\nHost: x\r\n")
+    served = False
+    open_ones = list(loris)
+    while open_ones and time.monotonic() - started < DEADLINE + SLACK:
+        if not served:
+            served = server.request("GET", "/healthz")[0] == 200
+        time.sleep(0.3)
+        for sock in list(open_ones):
+            try:
+                sock.sendall(b"X-Slow: 1\r\n")  # a header line now and then: never done
+            except OSError:
+                open_ones.remove(sock)
+    for sock in loris:
+        sock.close()
+    assert served
+    assert not open_ones, f"{len(open_ones)} of 50 slow connections still open"
+
+
+def test_a_connection_that_never_starts_tls_is_dropped(server: Server) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE + SLACK) as sock:
+        started = time.monotonic()
+        assert sock.recv(1) == b""  # closed by the server (a timeout would raise)
+        assert time.monotonic() - started < DEADLINE + SLACK
+
+
+def test_a_slow_body_gets_408_and_the_connection_is_closed(server: Server) -> None:
+    with server.tls_socket() as sock:
+        sock.sendall(b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+        answer = b""
+        while chunk := sock.recv(4096):  # until the server closes it
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+def test_an_idle_kept_alive_connection_is_closed(server: Server) -> None:
+    with server.tls_socket() as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"ok\n"):
+            answer += sock.recv(4096)
+        started = time.monotonic()
+        assert sock.recv(1) == b""  # then nothing more from us: closed
+        assert DEADLINE - 0.5 < time.monotonic() - started < DEADLINE + SLACK
