@@ -15,6 +15,9 @@ from pathlib import Path
 from tests.lab import Netns
 from tests.netns.podnat import REPO, downward_file
 
+TRANSACTION_BEGINS = "podnat: info: backend "  # logged once chosen, right before it
+TRANSACTION_ENDS = "installed ruleset"
+BEFORE, MID, AFTER = "before the transaction", "mid-transaction", "after the commit"
 LEGACY_SAVE = {"ipv4": "iptables-legacy-save", "ipv6": "ip6tables-legacy-save"}
 
 
@@ -62,19 +65,31 @@ class Watched:
     process: subprocess.Popen[bytes]
     started: float
     lines: list[tuple[float, str]] = field(default_factory=list)
+    began: threading.Event = field(default_factory=threading.Event)  # the transaction's
     _reader: threading.Thread | None = None
 
     def read(self) -> None:
         stream = self.process.stderr
         assert stream is not None
         for raw in stream:
-            self.lines.append((time.perf_counter() - self.started, raw.decode(errors="replace")))
+            line = raw.decode(errors="replace")
+            self.lines.append((time.perf_counter() - self.started, line))
+            if TRANSACTION_BEGINS in line:
+                self.began.set()
+        self.began.set()  # the process is gone: nobody waits for a line that never comes
 
     def wait(self, timeout: float = 120.0) -> int:
         code = self.process.wait(timeout)
         if self._reader is not None:
             self._reader.join(timeout)
         return code
+
+    def where_killed(self, exited: bool) -> str:
+        """Where a kill landed, by the log lines the process got out before it."""
+        text = self.stderr
+        if exited or TRANSACTION_ENDS in text:
+            return AFTER
+        return MID if TRANSACTION_BEGINS in text else BEFORE
 
     def stamp(self, needle: str) -> float | None:
         return next((t for t, line in self.lines if needle in line), None)
@@ -84,9 +99,7 @@ class Watched:
         return "".join(line for _, line in self.lines)
 
 
-def start(
-    ns: Netns, command: str, annotations: dict[str, str], tmp: Path, *extra: str
-) -> Watched:
+def start(ns: Netns, command: str, annotations: dict[str, str], tmp: Path, *extra: str) -> Watched:
     """`podnat COMMAND --netns NS` as its own process group (a container's processes)."""
     tmp.mkdir(parents=True, exist_ok=True)
     argv = [
