@@ -11,6 +11,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v openssl >/dev/null || need+=(openssl)
 command -v setcap >/dev/null || need+=(libcap2-bin)  # the file-capability tests
+command -v strace >/dev/null || need+=(strace)  # the reliability tier kills at a chosen syscall
 # The image and the offline kind cluster (hack/docker.sh, images.sh, node-image.sh): Debian's
 # dockerd, its containerd (also imports the node's preloaded images), debootstrap for rootfses.
 [[ -x /usr/sbin/dockerd && -x /usr/bin/docker ]] || need+=(docker.io)

@@ -17,6 +17,7 @@ from helper import engine, report
 from helper.errors import PodnatError
 from helper.model import RedirectPlan
 from helper.netns import entered
+from helper.netns_lock import DEFAULT_TIMEOUT
 from helper.parse import InvalidPlanError
 from helper.sources.base import EventSink, SourceError
 from helper.sources.select import Selected, add_source_arguments, select_source
@@ -37,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "cleanup":
             with entered(args.netns):
-                outcome = engine.cleanup(args.backend, args.lock_file)
+                outcome = engine.cleanup(args.backend, args.lock_file, args.lock_timeout)
         elif args.command == "inject":
             outcome = _inject(args)
         elif args.command == "webhook":
@@ -87,8 +88,8 @@ def _run(args: argparse.Namespace, selected: Selected, log: logging.Logger) -> e
         return _print_plan(plan, args.format)
     with entered(args.netns):
         if args.command == "verify":
-            return engine.verify(plan, args.backend, args.lock_file)
-        return engine.apply(plan, args.backend, args.dry_run, args.lock_file)
+            return engine.verify(plan, args.backend, args.lock_file, args.lock_timeout)
+        return engine.apply(plan, args.backend, args.dry_run, args.lock_file, args.lock_timeout)
 
 
 def _inject(args: argparse.Namespace) -> engine.Outcome:
@@ -129,6 +130,16 @@ def _print_plan(plan: RedirectPlan, fmt: str) -> engine.Outcome:
     return engine.Outcome(f"planned: {plan.summary()}")
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 3600")
+    return value
+
+
 _COMMANDS = ("apply", "plan", "verify", "cleanup", "inject", "webhook")
 
 
@@ -159,6 +170,12 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="xtables lock (default $XTABLES_LOCKFILE or /run/xtables.lock)",
+    )
+    kernel.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        help="wait at most this long for another podnat in the namespace (default %(default)gs)",
     )
 
     parser = argparse.ArgumentParser(

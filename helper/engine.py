@@ -14,6 +14,7 @@ from helper.backends.iptables_legacy import IptablesLegacyBackend
 from helper.backends.nft import NftBackend
 from helper.backends.select import Selection, select
 from helper.model import RedirectPlan, ResolvedPlan
+from helper.netns_lock import DEFAULT_TIMEOUT, namespace_lock
 from helper.parse import parse_plan
 from helper.privileges import raise_permitted
 from helper.resolve import ALL_FAMILIES, resolve
@@ -62,8 +63,21 @@ RELEASE_ON_EXIT = True
 
 
 @contextmanager
-def opened_backends(lock: Path | None) -> Iterator[tuple[Backend, ...]]:
-    """All backends, in preference order (nft first), closed afterwards."""
+def opened_backends(
+    lock: Path | None, *, shared: bool = False, timeout: float = DEFAULT_TIMEOUT
+) -> Iterator[tuple[Backend, ...]]:
+    """All backends, in preference order (nft first), closed afterwards.
+
+    Under the namespace's podnat lock for the whole span: choosing a backend,
+    replacing its rules and removing stale ones from the others is one step to
+    any other podnat (`shared`: for readers, which may overlap each other).
+    """
+    with namespace_lock(shared=shared, timeout=timeout), _opened(lock) as opened:
+        yield opened
+
+
+@contextmanager
+def _opened(lock: Path | None) -> Iterator[tuple[Backend, ...]]:
     raise_permitted()  # a non-root image user's NET_ADMIN/NET_RAW, before any probe
     opened: tuple[Backend, ...] = (NftBackend(), IptablesLegacyBackend(lock))
     try:
@@ -74,8 +88,14 @@ def opened_backends(lock: Path | None) -> Iterator[tuple[Backend, ...]]:
                 backend.close()
 
 
-def apply(plan: RedirectPlan, requested: str, dry_run: bool, lock: Path | None) -> Outcome:
-    with opened_backends(lock) as all_backends:
+def apply(
+    plan: RedirectPlan,
+    requested: str,
+    dry_run: bool,
+    lock: Path | None,
+    lock_timeout: float = DEFAULT_TIMEOUT,
+) -> Outcome:
+    with opened_backends(lock, timeout=lock_timeout) as all_backends:
         return _apply(plan, select(all_backends, requested), dry_run)
 
 
@@ -95,8 +115,13 @@ def _apply(plan: RedirectPlan, selection: Selection, dry_run: bool) -> Outcome:
     return Outcome(f"applied with {backend.name} ({families}): {plan.summary()}")
 
 
-def verify(plan: RedirectPlan, requested: str, lock: Path | None) -> Outcome:
-    with opened_backends(lock) as all_backends:
+def verify(
+    plan: RedirectPlan,
+    requested: str,
+    lock: Path | None,
+    lock_timeout: float = DEFAULT_TIMEOUT,
+) -> Outcome:
+    with opened_backends(lock, shared=True, timeout=lock_timeout) as all_backends:
         return _verify(plan, select(all_backends, requested))
 
 
@@ -118,11 +143,13 @@ def _verify(plan: RedirectPlan, selection: Selection) -> Outcome:
         )
     )
     print(diff, end="")  # noqa: T201 - the diff is verify's output
-    return Outcome(f"drift: the {backend.name} ruleset differs from the plan", exit_code=1)
+    split = backend.family_drift(expected, live)
+    detail = f": {split}" if split else ""
+    return Outcome(f"drift: the {backend.name} ruleset differs from the plan{detail}", exit_code=1)
 
 
-def cleanup(requested: str, lock: Path | None) -> Outcome:
-    with opened_backends(lock) as all_backends:
+def cleanup(requested: str, lock: Path | None, lock_timeout: float = DEFAULT_TIMEOUT) -> Outcome:
+    with opened_backends(lock, timeout=lock_timeout) as all_backends:
         chosen = [b for b in all_backends if requested in ("auto", b.name)]
         removed = [b.name for b in chosen if b.cleanup()]
     if removed:

@@ -57,6 +57,11 @@ class Backend(Protocol):
         """Replace podnat's rules wholly, in one transaction; return the new listing."""
         ...
 
+    def family_drift(self, expected: str, live: str) -> str | None:
+        """When `live` differs from `expected`: a sentence naming a split between
+        address families (some hold the plan, others not), if that is the case."""
+        ...
+
     def cleanup(self) -> bool:
         """Remove everything podnat owns and nothing else; True if anything was there."""
         ...

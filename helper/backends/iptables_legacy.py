@@ -4,9 +4,14 @@ podnat owns the chains PODNAT-PREROUTING / PODNAT-OUTPUT in the nat table and
 one jump to each, first in PREROUTING / OUTPUT. libxtables serves one address
 family per process, so the first family is served in-process and the other by a
 worker (see xtables_worker). An apply is a two-phase commit: every family stages
-its whole table first (any error: nothing changed); then they commit in turn,
-and if a commit fails the families already committed are rolled back to what
-they held before, so a pod never runs with half of its redirects.
+its whole table first (any error: nothing changed); then both commit at once, the
+worker sent its commit just before the in-process family makes its own, and if
+one commit fails the other is rolled back to what it held before.
+
+The kernel swaps one table at a time, so each family changes atomically, but a
+SIGKILL landing between the two commits (a window of microseconds) leaves one
+family on the new ruleset and the other on the old. The next apply repairs that
+(it replaces both wholly) and `verify` names it (`family_drift`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
 
 _TABLE_NAMES = {Family.IPV4: "/proc/net/ip_tables_names", Family.IPV6: "/proc/net/ip6_tables_names"}
 _FAMILIES = (Family.IPV4, Family.IPV6)
+_FAMILY_NAMES = {Family.IPV4: "IPv4", Family.IPV6: "IPv6"}
 
 
 class IptablesLegacyBackend:
@@ -99,11 +105,10 @@ class IptablesLegacyBackend:
         families: list[Family],
         op: str,
         resolved: ResolvedPlan | None = None,
-        commits_last: Family | None = None,
     ) -> list[dict[str, Any]]:
         """`op` for every family, concurrently; the first failure is raised."""
         replies = []
-        for reply in self._gather(families, op, resolved, commits_last):
+        for reply in self._gather(families, op, resolved):
             if isinstance(reply, BackendError):
                 raise BackendError(f"iptables-legacy: {reply}")
             replies.append(reply)
@@ -114,14 +119,13 @@ class IptablesLegacyBackend:
         families: list[Family],
         op: str,
         resolved: ResolvedPlan | None = None,
-        commits_last: Family | None = None,
     ) -> list[dict[str, Any] | BackendError]:
         """Send `op` to every family at once, then collect each reply or error."""
         if not families:  # the usual case on the nft path: nothing to load
             return []
         from helper.backends.xtables_worker import LocalFamily, Request  # noqa: PLC0415 - lazy
 
-        request = Request(op, resolved, commits_last=commits_last)
+        request = Request(op, resolved)
         channels = [self._channel(family) for family in families]
         failed: dict[int, BackendError] = {}
         # Workers first, so they run while the in-process family does its part.
@@ -163,39 +167,52 @@ class IptablesLegacyBackend:
             # Families with nothing wanted still get staged: stale podnat rules go.
             wanted = resolved.families
             families = [f for f in _FAMILIES if f in wanted or f in self._loaded_families()]
-            order = self._commit_order(families)
             try:
-                replies = self._each(families, "stage", resolved, order[-1] if order else None)
+                replies = self._each(families, "stage", resolved)
             except BackendError as err:
                 raise BackendError(f"{err}; nothing changed") from err
-            self._commit_all(order)
+            self._commit_all(families)
         # What libiptc committed, not a read-back: decoding rules through python-iptables
         # costs ~250 µs each. `podnat verify` reads the kernel's copy back.
         return _join_listings(
             (family, reply["listing"]) for family, reply in zip(families, replies, strict=True)
         )
 
-    def _commit_order(self, families: list[Family]) -> list[Family]:
-        # A worker's family last: it skips the rollback snapshot, and it is the
-        # slower side (it unpickles the plan first).
-        from helper.backends.xtables_worker import LocalFamily  # noqa: PLC0415 - lazy
+    def _commit_all(self, families: list[Family]) -> None:
+        """Commit every staged family back to back; if one fails, roll the others back.
 
-        return sorted(families, key=lambda f: not isinstance(self._channel(f), LocalFamily))
-
-    def _commit_all(self, order: list[Family]) -> None:
-        """Commit in order; at the first failure, roll back what was committed."""
+        `_gather` writes the workers' commit requests first and then commits the
+        in-process family at once, so the two commits run concurrently: nothing
+        but a pipe write separates them. A worker that got its request commits
+        even if this process is killed right after (it holds the namespace lock
+        until it exits).
+        """
         from helper.backends.xtables_worker import call  # noqa: PLC0415 - lazy
 
-        done: list[Family] = []
-        for family in order:
-            try:
-                call(self._channel(family), "commit")
-            except BackendError as err:
-                for committed in done:
-                    call(self._channel(committed), "rollback")
-                undone = ", ".join(done) or "nothing had changed"
-                raise BackendError(f"iptables-legacy: {err}; rolled back: {undone}") from err
-            done.append(family)
+        replies = self._gather(families, "commit")
+        failed = [
+            (f, r) for f, r in zip(families, replies, strict=True) if isinstance(r, Exception)
+        ]
+        if not failed:
+            return
+        committed = [f for f, r in zip(families, replies, strict=True) if isinstance(r, dict)]
+        for family in committed:
+            call(self._channel(family), "rollback")
+        undone = ", ".join(committed) or "nothing had changed"
+        raise BackendError(f"iptables-legacy: {failed[0]}; rolled back: {undone}")
+
+    def family_drift(self, expected: str, live: str) -> str | None:
+        """Name a family split: some families hold the plan and others do not."""
+        planned, held = _split_listing(expected), _split_listing(live)
+        same = [f for f in _FAMILIES if f in planned and planned[f] == held.get(f, "")]
+        differ = [f for f in _FAMILIES if planned.get(f, "") != held.get(f, "")]
+        if not (same and differ):
+            return None
+        return (
+            f"{_names(same)} {'holds' if len(same) == 1 else 'hold'} the planned ruleset, "
+            f"{_names(differ)} {'does' if len(differ) == 1 else 'do'} not: an interrupted "
+            "iptables-legacy apply (or a change by another tool); run apply again"
+        )
 
     def cleanup(self) -> bool:
         if not self._loaded_families():  # nothing ever wrote a legacy nat table here
@@ -210,6 +227,25 @@ class IptablesLegacyBackend:
 
 def _listing_text(rulesets: list[XtRuleset]) -> str:
     return _join_listings((r.family, r.listing()) for r in rulesets)
+
+
+def _names(families: list[Family]) -> str:
+    return " and ".join(_FAMILY_NAMES[f] for f in families)
+
+
+def _split_listing(text: str) -> dict[Family, str]:
+    """The per-family parts of a listing `_join_listings` made (its headers split it)."""
+    from helper.render.iptables import COMMANDS  # noqa: PLC0415 - lazy
+
+    by_header = {f"# {command} -t nat": family for family, command in COMMANDS.items()}
+    parts: dict[Family, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.split("\n"):
+        if line in by_header:
+            current = parts.setdefault(by_header[line], [])
+        elif current is not None:
+            current.append(line)
+    return {family: "\n".join(lines).rstrip("\n") for family, lines in parts.items()}
 
 
 def _join_listings(listings: Iterable[tuple[Family, str | None]]) -> str:

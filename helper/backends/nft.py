@@ -94,6 +94,9 @@ class NftBackend:
             _log.warning("nft lists the ruleset differently from the plan; run podnat verify")
         return listing
 
+    def family_drift(self, expected: str, live: str) -> str | None:
+        return None  # one inet table, replaced in one transaction: never split
+
     def close(self) -> None:
         if self._nft_instance is not None:
             self._nft_instance.close()

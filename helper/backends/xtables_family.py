@@ -51,12 +51,13 @@ class FamilyTable:
         """podnat's rules, decoded (slow: python-iptables re-parses every parameter)."""
         return _read_ruleset(self._fresh(), self.family)
 
-    def stage(self, wanted: XtRuleset | None, *, snapshot: bool = True) -> None:
-        """Stage podnat's rules; `snapshot` keeps what was there for rollback()."""
+    def stage(self, wanted: XtRuleset | None) -> None:
+        """Stage podnat's rules, keeping what was there for rollback()."""
         table = self._fresh()
         if self._snapshot is not None:
             self._snapshot.close()
-        self._snapshot = _Snapshot(self._iptc, self.family) if snapshot else None
+        # Every family, since they commit concurrently: any one may have to be undone.
+        self._snapshot = _Snapshot(self._iptc, self.family)
         _remove_own(table)
         if wanted is not None:
             _install(self._iptc, table, wanted)

@@ -15,6 +15,7 @@ JSON for a thousand rules. The worker inherits the parent's network namespace.
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 import subprocess
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from helper.backends.base import BackendError
 from helper.model import Family, ResolvedPlan
+from helper.netns_lock import held_descriptors
 from helper.render.iptables import render_ruleset
 
 if TYPE_CHECKING:
@@ -42,13 +44,9 @@ class Channel(Protocol):
 class Request:
     """One request for every family; pickled once, and only if a worker needs it."""
 
-    def __init__(
-        self, op: str, resolved: ResolvedPlan | None = None, *, commits_last: Family | None = None
-    ) -> None:
+    def __init__(self, op: str, resolved: ResolvedPlan | None = None) -> None:
         self.op = op
-        # The family committed last needs no rollback snapshot: if an earlier commit
-        # fails it is never committed, and if its own fails there is nothing to undo.
-        self.body: dict[str, Any] = {"op": op, "resolved": resolved, "last": commits_last}
+        self.body: dict[str, Any] = {"op": op, "resolved": resolved}
         self._encoded: bytes | None = None
 
     @property
@@ -112,6 +110,10 @@ class FamilyWorker:
             [sys.executable, "-m", "helper.backends.xtables_worker", family.value],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            # The namespace lock stays held while this worker lives: killed after
+            # sending it a commit, the parent must not let another podnat in before
+            # that commit is done.
+            pass_fds=held_descriptors(),
         )
 
     def send(self, request: Request) -> None:
@@ -162,21 +164,21 @@ def _handle(table: FamilyTable, request: dict[str, Any]) -> dict[str, Any]:
     if op == "cleanup":
         return {"removed": table.cleanup()}
     if op == "stage":
-        return _stage(table, request["resolved"], snapshot=request["last"] != table.family)
+        return _stage(table, request["resolved"])
     if op in ("probe", "commit", "rollback"):
         getattr(table, op)()
         return {}
     return {"error": f"unknown op {op}"}
 
 
-def _stage(table: FamilyTable, resolved: ResolvedPlan, *, snapshot: bool) -> dict[str, Any]:
+def _stage(table: FamilyTable, resolved: ResolvedPlan) -> dict[str, Any]:
     # Each side renders its own family: concurrently, and a plan pickles in far
     # less time than a thousand rendered rules.
     if table.family not in resolved.families:
-        table.stage(None, snapshot=snapshot)
+        table.stage(None)
         return {"listing": None}
     ruleset = render_ruleset(resolved, table.family)
-    table.stage(ruleset, snapshot=snapshot)
+    table.stage(ruleset)
     return {"listing": ruleset.listing()}
 
 
@@ -189,8 +191,13 @@ def _serve(family: Family) -> None:
             request = pickle.load(requests)  # noqa: S301 - our own parent
         except EOFError:
             return
-        pickle.dump(served.answer(request), replies, protocol=pickle.HIGHEST_PROTOCOL)
-        replies.flush()
+        reply = served.answer(request)
+        try:
+            pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
+            replies.flush()
+        except BrokenPipeError:  # the parent is gone (killed): its request is done
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # quiet exit
+            return
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ capabilities on the interpreter, as in the image (no root, no effective bit)."""
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
@@ -50,7 +51,7 @@ def interpreter(directory: Path, caps: str | None) -> Path:
 
 
 def apply_as_nobody(
-    lab: Lab, python: Path, shared: Path, bounding: str, backend: str
+    lab: Lab, python: Path, shared: Path, bounding: str, backend: str, *extra: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
@@ -59,7 +60,7 @@ def apply_as_nobody(
             "--inh-caps=-all", f"--bounding-set=-all,{bounding}",
             str(python), "-m", "helper.cli", "apply", "--backend", backend,
             "--annotations-file", str(shared / "annotations"),
-            "--termination-log", "/dev/null",
+            "--termination-log", "/dev/null", *extra,
         ],
         env={**os.environ, "PYTHONPATH": f"{REPO}:{shared / 'site'}"},
         cwd="/",
@@ -94,3 +95,18 @@ def test_without_file_capabilities_a_non_root_user_changes_nothing(lab: Lab, sha
     assert result.returncode == 4, result.stderr
     assert "Traceback" not in result.stderr
     assert "podnat" not in nat_dump(lab.pod, "nft")
+
+
+def test_a_non_root_user_takes_the_namespace_lock(lab: Lab, shared: Path) -> None:
+    # The lock is its own nsfs file, opened from inside: no root, no extra capability.
+    python = interpreter(shared, "cap_net_admin,cap_net_raw+p")
+    fd = os.open(lab.pod.path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        waited = apply_as_nobody(lab, python, shared, "+net_admin", "nft", "--lock-timeout", "0.3")
+    finally:
+        os.close(fd)
+    assert waited.returncode == 4, waited.stderr
+    assert f"held by pid {os.getpid()}" in waited.stderr
+    result = apply_as_nobody(lab, python, shared, "+net_admin", "nft")
+    assert result.returncode == 0, result.stderr
