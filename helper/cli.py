@@ -243,7 +243,7 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         ):
             webhook.add_argument(
                 f"--{name}-timeout",
-                type=_seconds,
+                type=_whole_seconds,
                 default=default,
                 metavar="SECONDS",
                 help=f"seconds {what}, then the connection is closed (default {default})",
@@ -255,11 +255,12 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     return parser
 
 
-def _seconds(text: str) -> int:
-    value = int(text) if text.isdigit() else 0
-    if not 1 <= value <= 3600:
+def _whole_seconds(text: str) -> int:
+    """A webhook timeout: whole seconds, at least one (uvicorn's keep-alive takes ints)."""
+    value = _seconds(text)
+    if value < 1 or not value.is_integer():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds, 1-3600")
-    return value
+    return int(value)
 
 
 if __name__ == "__main__":
