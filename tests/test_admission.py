@@ -92,6 +92,14 @@ def test_a_host_network_pod_with_the_annotation_is_denied() -> None:
     assert "hostNetwork" in response["status"]["message"]
 
 
+def test_a_windows_pod_with_the_annotation_is_denied() -> None:
+    windows = pod({R: "1:2"}, os={"name": "windows"})
+    response = review(admission_review(windows), CONFIG)["response"]
+    assert response["allowed"] is False
+    assert "patch" not in response
+    assert "Windows pod" in response["status"]["message"]
+
+
 def test_an_already_injected_pod_gets_no_patch() -> None:
     injected = mutate({"kind": "Pod", **pod({R: "1:2"})}, CONFIG)
     response = review(admission_review(injected), CONFIG)["response"]
