@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from helper.manifests import read_documents
-from helper.pod_templates import pod_template
 
 REPO = Path(__file__).resolve().parents[2]
 Obj = dict[str, Any]
@@ -39,10 +38,6 @@ def objects_of(text: str) -> list[Obj]:
             items = content.get("items") if content.get("kind") == "List" else [content]
             out.extend(item for item in items or [] if isinstance(item, dict))
     return out
-
-
-def templates_of(obj: Obj) -> Obj | None:
-    return pod_template(obj)
 
 
 @dataclass

@@ -13,13 +13,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from helper.inject import INIT_NAME, VOLUME_NAME
 from helper.manifests import read_documents, write_documents
 from helper.pod_templates import pod_template
 from tests.corpus.conftest import FIGURES
-from tests.corpus.kubectl import DryRun, Kubectl, Obj
+from tests.corpus.kubectl import DryRun, Kubectl, Obj, objects_of
 from tests.netns.podnat import cli
 
 ANNOTATION = {"podnat.io/redirect": "4321:1234"}
@@ -117,6 +115,9 @@ def test_inject_keeps_what_kubectl_and_the_api_server_read(
         assert found == expected, (old["kind"], old["metadata"])
         injected += found
         assert stripped == old
+    # kubectl cannot read kinds no longer served (batch/v1beta1): inject still counts them.
+    summary = f": injected {templates} of " if templates else ": nothing to inject, "
+    assert summary in done.stderr, done.stderr
     FIGURES["templates injected"] += injected
     FIGURES["templates refused"] += _refused(text)
 
@@ -125,7 +126,9 @@ def test_inject_keeps_what_kubectl_and_the_api_server_read(
     server_after = kubectl.dry_run(done.stdout, "server")
     assert accepted(server_before) <= accepted(server_after), server_after.errors
     FIGURES["server-accepted"] += len(accepted(server_before))
-    FIGURES["server-rejected before and after"] += len(server_before.errors)
+    # Objects of CRDs this API server does not have, pods naming absent service accounts...
+    rejected = len(objects_of(annotated)) - len(accepted(server_before))
+    FIGURES["server-rejected before and after"] += rejected
 
 
 def _refused(text: str) -> int:
