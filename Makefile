@@ -6,7 +6,7 @@ VENV_STAMP := .venv-path
 PY = $$(cat $(VENV_STAMP))/bin/python
 BIN = $$(cat $(VENV_STAMP))/bin
 
-.PHONY: help deps venv lint tools tools-test cluster-up cluster-down test test-quick test-kernel test-kube test-reliability fuzz \
+.PHONY: help deps venv lint tools tools-test cluster-up cluster-down test test-quick test-kernel test-kube test-reliability fuzz test-corpus \
 	test-e2e e2e-cluster-up e2e-cluster-down demo bench clean
 
 help:
@@ -16,6 +16,7 @@ help:
 	@echo "make test-quick  lint + the tiers that need no root (seconds)"
 	@echo "make test-kernel the kernel tier: network namespaces, real traffic (root)"
 	@echo "make test-kube   a real kube-apiserver: API source, webhook, Helm chart"
+	@echo "make test-corpus real manifests (../shared/corpus) through inject, kubectl, an API server"
 	@echo "make test-reliability  kills, races, fuzzing on the real kernel (root)"
 	@echo "make fuzz        the long fuzz run: 1,000,000 inputs, 2,000 through the CLI (root)"
 	@echo "make test-e2e    real pods on the offline kind cluster (built here, cached)"
@@ -50,7 +51,7 @@ lint: venv
 	$(BIN)/lint-imports
 
 test-quick: venv lint
-	$(BIN)/pytest -q -m "not netns and not kube and not e2e"
+	$(BIN)/pytest -q -m "not netns and not kube and not e2e and not corpus"
 
 test-kernel: deps venv tools-test
 	$(BIN)/pytest -q -m "netns and not kube and not reliability"
@@ -68,6 +69,11 @@ fuzz: deps venv
 test-kube: deps venv tools-test
 	$(BIN)/pytest -q -m kube
 
+# Real manifests (../shared/corpus/manifests, or PODNAT_CORPUS_DIR) through inject, kubectl
+# and a real API server; fails when the corpus is missing.
+test-corpus: venv tools-test
+	$(BIN)/pytest -q -m corpus
+
 # The offline kind cluster (built and torn down here), or PODNAT_E2E_KUBECONFIG's.
 test-e2e: deps venv
 	$(BIN)/pytest -q -m e2e
@@ -79,7 +85,7 @@ e2e-cluster-down:
 	@hack/e2e-cluster.sh down
 
 test: deps venv lint tools-test
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not corpus"
 
 demo: deps venv
 	$(PY) hack/demo.py

@@ -81,9 +81,11 @@ class _Metadata(TypedDict, total=False):
 @with_config(_SHAPE)
 class _Spec(TypedDict, total=False):
     hostNetwork: bool | None
+    containers: Annotated[list[_Named] | None, Field(fail_fast=True)]
     initContainers: Annotated[list[_Named] | None, Field(fail_fast=True)]
     volumes: Annotated[list[_Named] | None, Field(fail_fast=True)]
     os: _Os | None
+    nodeSelector: Annotated[dict[str, str] | None, Field(fail_fast=True)]
 
 
 @with_config(_SHAPE)

@@ -1,7 +1,8 @@
 """`podnat`: the command line. Exit codes are a contract:
 
 0 ok · 1 verify found drift · 2 invalid annotations (nothing changed) ·
-3 annotation source error · 4 backend error.
+3 annotation source error · 4 backend error · 5 `inject`'s input is not YAML or not a
+manifest podnat can read (nothing written).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with entered(args.netns):
                 outcome = engine.cleanup(args.backend, args.lock_file, args.lock_timeout)
         elif args.command == "inject":
-            outcome = _inject(args)
+            outcome = _inject(args, log)
         elif args.command == "webhook":
             from helper.webhook import Limits, serve  # noqa: PLC0415 - only this command serves
 
@@ -92,21 +93,31 @@ def _run(args: argparse.Namespace, selected: Selected, log: logging.Logger) -> e
         return engine.apply(plan, args.backend, args.dry_run, args.lock_file, args.lock_timeout)
 
 
-def _inject(args: argparse.Namespace) -> engine.Outcome:
-    from helper.inject import mutate  # noqa: PLC0415 - not on the apply path
-    from helper.manifests import dump_documents, read_documents  # noqa: PLC0415
+def _inject(args: argparse.Namespace, log: logging.Logger) -> engine.Outcome:
+    # ruamel.yaml (tens of ms to import) comes with these: never on the apply path.
+    from helper.inject_stream import Refused, inject_stream  # noqa: PLC0415
 
     where = "stdin" if args.filename == "-" else args.filename
     try:
-        text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text()
+        raw = sys.stdin.buffer.read() if args.filename == "-" else Path(args.filename).read_bytes()
+        text = raw.decode("utf-8")
     except OSError as err:
         raise SourceError(f"{where}: {err.strerror}") from err
-    config = _inject_config(args)
-    documents = [
-        mutate(doc, config) if isinstance(doc, dict) else doc for doc in read_documents(text, where)
-    ]
-    print(dump_documents(documents), end="")  # noqa: T201 - inject's output
-    return engine.Outcome(f"injected where annotated: {where}")
+    except UnicodeDecodeError as err:
+        from helper.errors import ManifestError  # noqa: PLC0415
+
+        raise ManifestError(f"{where}: not UTF-8 text: {err.reason}") from err
+    try:
+        injected = inject_stream(text, where, _inject_config(args))
+    except Refused as refused:
+        for line in refused.lines:
+            log.error("%s", line)
+        refused.args = (f"{where}: refused, nothing written (each reason above)",)
+        raise
+    for warning in injected.warnings:
+        log.warning("%s", warning)
+    print(injected.text, end="")  # noqa: T201 - inject's output
+    return engine.Outcome(injected.summary(where))
 
 
 def _inject_config(args: argparse.Namespace) -> InjectConfig:
@@ -182,8 +193,9 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         prog="podnat",
         parents=[common],
         description="Install a pod's port redirects (podnat.io/* annotations) as NAT rules.",
-        epilog="exit codes: 0 ok, 1 verify drift, 2 invalid annotations, 3 source error, "
-        "4 backend error",
+        epilog="exit codes: 0 ok, 1 verify drift, 2 invalid annotations (or a pod inject or "
+        "the webhook refuses), 3 source error, 4 backend error, 5 inject's input is not YAML "
+        "or not a manifest podnat can read",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     # Building every subcommand costs ~6 ms of an init container's start; when argv

@@ -24,6 +24,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.netns)
         if "tests/kube/" in path:
             item.add_marker(pytest.mark.kube)
+        if "tests/corpus/" in path:
+            item.add_marker(pytest.mark.corpus)
         if "tests/e2e/" in path:
             item.add_marker(pytest.mark.e2e)
 

@@ -93,6 +93,14 @@ def test_a_host_network_pod_with_the_annotation_is_denied() -> None:
     assert "hostNetwork" in response["status"]["message"]
 
 
+def test_a_windows_pod_with_the_annotation_is_denied() -> None:
+    windows = pod({R: "1:2"}, os={"name": "windows"})
+    response = review(admission_review(windows), CONFIG)["response"]
+    assert response["allowed"] is False
+    assert "patch" not in response
+    assert "Windows pod" in response["status"]["message"]
+
+
 def test_an_already_injected_pod_gets_no_patch() -> None:
     injected = mutate({"kind": "Pod", **pod({R: "1:2"})}, CONFIG)
     response = review(admission_review(injected), CONFIG)["response"]
@@ -168,6 +176,8 @@ ANNOTATED = {"annotations": {R: "4321:1234"}}
         ({"metadata": ANNOTATED, "spec": {"hostNetwork": "true"}}, "hostNetwork: must be true or"),
         ({"metadata": ANNOTATED, "spec": {"os": {"name": 1}}}, "spec.os.name: must be a string"),
         ({"metadata": ANNOTATED, "spec": {"os": "windows"}}, "spec.os: must be an object"),
+        ({"metadata": ANNOTATED, "spec": {"containers": {"a": 1}}}, "containers: must be a"),
+        ({"metadata": ANNOTATED, "spec": {"nodeSelector": []}}, "nodeSelector: must be an"),
     ],
 )
 def test_a_pod_podnat_cannot_read_is_a_bad_request_naming_the_field(
@@ -203,7 +213,7 @@ def test_fields_podnat_does_not_read_are_kept_whatever_their_shape() -> None:
     # no crash, and the patch leaves them alone.
     original = pod({R: "1:2"})
     original["metadata"]["labels"] = {"tier": 3, "deep": [[{"x": None}]]}
-    original["spec"]["containers"] = {"app": "not a list"}
+    original["spec"]["dnsConfig"] = "not an object"
     response = review(admission_review(original), CONFIG)["response"]
     patch = json.loads(base64.b64decode(response["patch"]))
     assert [op["path"] for op in patch] == ["/spec/initContainers", "/spec/volumes"]

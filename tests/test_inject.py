@@ -17,7 +17,7 @@ from tests.netns.podnat import cli
 GOLDEN = Path(__file__).parent / "golden" / "inject"
 
 
-def pod(annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+def pod(annotations: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -37,7 +37,8 @@ def test_every_workload_kind_matches_the_golden_file() -> None:
 
 def test_golden_output_injects_each_annotated_pod_template_once() -> None:
     docs = list(yaml.safe_load_all((GOLDEN / "workloads.golden.yaml").read_text()))
-    injected = {d["metadata"]["name"] for d in docs if INIT_NAME in yaml.safe_dump(d)}
+    objects = [o for d in docs for o in (d["items"] if d["kind"] == "List" else [d])]
+    injected = {o["metadata"]["name"] for o in objects if INIT_NAME in yaml.safe_dump(o)}
     assert injected == {
         "pod",
         "deployment",
@@ -46,6 +47,9 @@ def test_golden_output_injects_each_annotated_pod_template_once() -> None:
         "replicaset",
         "job",
         "cronjob",
+        "replicationcontroller",
+        "podtemplate",
+        "list-item",
     }
 
 
@@ -116,15 +120,76 @@ def test_inject_reads_stdin_and_fails_with_exit_2_on_invalid_annotations() -> No
     assert "Traceback" not in done.stderr
 
 
-def test_inject_rejects_malformed_yaml_with_exit_3() -> None:
-    done = cli("inject", "-f", "-", stdin="kind: Pod\nmetadata: [unclosed\n")
-    assert done.returncode == 3
-    assert "stdin: not valid YAML" in done.stderr
+def test_inject_rejects_malformed_yaml_with_exit_5_and_where() -> None:
+    done = cli("inject", "-f", "-", stdin="kind: Pod\n---\nkind: Pod\nmetadata: [unclosed\n")
+    assert done.returncode == 5, done.stderr
+    assert "stdin: document 2, line 5, column 1: not valid YAML" in done.stderr
+    assert done.stdout == ""
 
 
 def test_objects_podnat_leaves_alone_come_out_unchanged() -> None:
     docs = list(yaml.safe_load_all((GOLDEN / "workloads.in.yaml").read_text()))
     out = list(yaml.safe_load_all((GOLDEN / "workloads.golden.yaml").read_text()))
     for before, after in zip(docs, out, strict=True):
-        if before["metadata"]["name"] in ("not-annotated", "untouched"):
+        if before.get("metadata", {}).get("name") in ("not-annotated", "untouched"):
             assert after == before
+
+
+def test_the_injected_container_passes_pod_security_restricted_seccomp() -> None:
+    out = mutate(pod({R: "1:2"}), InjectConfig())
+    security = out["spec"]["initContainers"][0]["securityContext"]
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{"os": {"name": "windows"}}, {"nodeSelector": {"kubernetes.io/os": "windows"}}],
+    ids=["os.name", "nodeSelector"],
+)
+def test_windows_pods_with_the_annotation_are_denied(spec: dict[str, Any]) -> None:
+    with pytest.raises(Denied, match=r"Pod web: podnat.io/redirect on a Windows pod"):
+        mutate(pod({R: "1:2"}, **spec), InjectConfig())
+
+
+def test_a_foreign_podnat_podinfo_volume_is_denied() -> None:
+    foreign = pod({R: "1:2"}, volumes=[{"name": "podnat-podinfo", "emptyDir": {}}])
+    with pytest.raises(Denied, match="volume named podnat-podinfo that is not podnat's"):
+        mutate(foreign, InjectConfig())
+
+
+def test_a_foreign_podnat_init_container_is_denied() -> None:
+    init = [{"name": INIT_NAME, "image": "someone-else:1"}]
+    with pytest.raises(Denied, match="named podnat-init that podnat did not make"):
+        mutate(pod({R: "1:2"}, initContainers=init), InjectConfig())
+    app = [{"name": INIT_NAME, "image": "app:1"}]
+    with pytest.raises(Denied, match=r"spec\.containers has a container named podnat-init"):
+        mutate(pod({R: "1:2"}, containers=app), InjectConfig())
+
+
+def test_an_injected_pod_as_the_api_server_stores_it_is_still_ours() -> None:
+    stored = mutate(pod({R: "1:2"}), InjectConfig())
+    # The API server's defaults on the volume, and on the container.
+    volume = stored["spec"]["volumes"][0]
+    volume["downwardAPI"]["defaultMode"] = 420
+    volume["downwardAPI"]["items"][0]["fieldRef"]["apiVersion"] = "v1"
+    stored["spec"]["initContainers"][0]["terminationMessagePath"] = "/dev/termination-log"
+    assert mutate(stored, InjectConfig(image="podnat:newer")) is stored
+
+
+@pytest.mark.parametrize(
+    ("value", "text", "what"), [(8080, "8080", "a number"), (True, "true", "a boolean")]
+)
+def test_non_string_annotation_values_are_denied_with_the_fix(
+    value: Any, text: str, what: str
+) -> None:
+    with pytest.raises(Denied) as denied:
+        mutate(pod({R: value}), InjectConfig())
+    assert denied.value.message == (
+        f"Pod web: podnat.io/redirect: {text} is {what} to kubectl, not a string "
+        f'(annotation values must be strings): quote it: podnat.io/redirect: "{text}"'
+    )
+
+
+def test_a_null_annotation_says_it_is_null() -> None:
+    with pytest.raises(Denied, match=r"podnat.io/redirect is null \(no value\)"):
+        mutate(pod({R: None}), InjectConfig())

@@ -1,0 +1,56 @@
+"""The corpus tier: real manifests from public projects (../shared/corpus, never copied here),
+one local etcd + kube-apiserver for the whole run, figures printed at the end."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from controlplane import ControlPlane, tools_bin
+
+from tests.corpus.kubectl import REPO, Kubectl, corpus_dir
+
+FIGURES: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    return corpus_dir()
+
+
+@pytest.fixture(scope="session")
+def kubectl(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
+    override = os.environ.get("PODNAT_TOOLS_BIN")
+    bin_dir = Path(override) if override else tools_bin()
+    for name in ("etcd", "kube-apiserver", "kubectl"):
+        if not (bin_dir / name).exists():
+            pytest.fail(f"{bin_dir / name} is missing: run `make tools-test`")
+    with tempfile.TemporaryDirectory(prefix="podnat-corpus-cp-") as state:
+        plane = ControlPlane(Path(state), bin_dir)
+        try:
+            plane.up()
+            tool = Kubectl(bin_dir / "kubectl", plane.kubeconfig, tmp_path_factory.mktemp("kc"))
+            tool.create_namespaces(corpus)
+            yield tool
+        finally:
+            plane.down()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        figures = ", ".join(f"{key} {value}" for key, value in sorted(FIGURES.items()))
+        terminalreporter.write_line(f"corpus: {figures}")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "manifest" not in metafunc.fixturenames:
+        return
+    override = os.environ.get("PODNAT_CORPUS_DIR")
+    path = Path(override) if override else REPO.parent / "shared" / "corpus" / "manifests"
+    files = sorted(path.glob("*.yaml")) if path.is_dir() else []
+    # A missing corpus must fail (in the corpus fixture), never collect zero tests.
+    metafunc.parametrize("manifest", files or [path], ids=[f.stem for f in files] or ["missing"])
