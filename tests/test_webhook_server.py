@@ -51,20 +51,31 @@ class Server:
         return self.context.wrap_socket(sock, server_hostname="127.0.0.1")
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    pki = Pki.create(tmp_path)
+def _serve(directory: Path) -> Iterator[Server]:
+    pki = Pki.create(directory)
     for name in ("first", "second"):
         pki.issue(name, f"/CN={name}")
-    shutil.copy(tmp_path / "first.crt", tmp_path / "tls.crt")
-    shutil.copy(tmp_path / "first.key", tmp_path / "tls.key")
+    shutil.copy(directory / "first.crt", directory / "tls.crt")
+    shutil.copy(directory / "first.key", directory / "tls.key")
     command = [sys.executable, "-m", "helper.cli"]
     timeouts = ["--header-timeout", str(DEADLINE), "--body-timeout", str(DEADLINE)]
     timeouts += ["--idle-timeout", str(DEADLINE)]
     with running_webhook(
-        command, pki, tmp_path / "tls.crt", tmp_path / "tls.key", *timeouts
+        command, pki, directory / "tls.crt", directory / "tls.key", *timeouts
     ) as port:
-        yield Server(port, pki.context(), tmp_path)
+        yield Server(port, pki.context(), directory)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the tests that leave it as they found it (a start costs ~2 s)."""
+    yield from _serve(tmp_path_factory.mktemp("webhook"))
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[Server]:
+    """A server of the test's own: its certificate files or its stderr are the test's."""
+    yield from _serve(tmp_path)
 
 
 def test_probes_answer_ok(server: Server) -> None:
@@ -79,9 +90,9 @@ def test_malformed_unknown_and_oversized_requests_get_4xx(server: Server) -> Non
     assert server.request("GET", "/healthz")[0] == 200  # and it is still serving
 
 
-def test_metrics_count_requests(server: Server) -> None:
-    server.request("POST", "/mutate", b"{}")
-    status, body, _ = server.request("GET", "/metrics")
+def test_metrics_count_requests(own_server: Server) -> None:
+    own_server.request("POST", "/mutate", b"{}")
+    status, body, _ = own_server.request("GET", "/metrics")
     assert status == 200
     text = body.decode()
     assert 'podnat_webhook_requests_total{code="400",path="/mutate"} 1.0' in text
@@ -89,15 +100,15 @@ def test_metrics_count_requests(server: Server) -> None:
     assert "podnat_webhook_injections_total 0.0" in text
 
 
-def test_a_rotated_certificate_is_served_without_a_restart(server: Server) -> None:
-    assert server.request("GET", "/healthz")[2] == "first"
-    shutil.copy(server.dir / "second.key", server.dir / "tls.key")
-    shutil.copy(server.dir / "second.crt", server.dir / "tls.crt")
+def test_a_rotated_certificate_is_served_without_a_restart(own_server: Server) -> None:
+    assert own_server.request("GET", "/healthz")[2] == "first"
+    shutil.copy(own_server.dir / "second.key", own_server.dir / "tls.key")
+    shutil.copy(own_server.dir / "second.crt", own_server.dir / "tls.crt")
     for _ in range(100):  # the reloader looks every 2 s
-        if server.request("GET", "/healthz")[2] == "second":
+        if own_server.request("GET", "/healthz")[2] == "second":
             break
         time.sleep(0.1)
-    assert server.request("GET", "/healthz")[2] == "second"
+    assert own_server.request("GET", "/healthz")[2] == "second"
 
 
 def review_of(pod: dict[str, Any]) -> bytes:
@@ -118,8 +129,10 @@ def annotated(**spec: Any) -> dict[str, Any]:
 
 
 def test_malformed_pods_are_400_and_never_a_traceback(
-    server: Server, capfd: pytest.CaptureFixture[str]
+    capfd: pytest.CaptureFixture[str], own_server: Server
 ) -> None:
+    # capfd first: the server must be started with the captured stderr as its own.
+    server = own_server
     for pod in (
         {"metadata": "web"},
         {"metadata": {"annotations": ["podnat.io/redirect"]}},
