@@ -118,10 +118,16 @@ class Pki:
 
 @contextmanager
 def running_webhook(
-    command: Sequence[str], pki: Pki, cert: Path, key: Path, *extra: str, port: int = 0
+    command: Sequence[str],
+    pki: Pki,
+    cert: Path,
+    key: Path,
+    *extra: str,
+    port: int = 0,
+    log: Path | None = None,
 ) -> Iterator[int]:
     """`COMMAND webhook` on loopback (a free port unless given), up (TLS /healthz answered);
-    yields the port."""
+    yields the port. Its stderr goes to `log` when given."""
     port = port or free_port()
     process = subprocess.Popen(
         [
@@ -138,6 +144,7 @@ def running_webhook(
             *extra,
         ],
         cwd=REPO,
+        stderr=log.open("ab") if log else None,
     )
     context = pki.context()
     try:
