@@ -38,4 +38,4 @@ load_image "$image" $(kind get nodes --name "$cluster")
 install_podnat "$version"
 
 venv=$("$repo/hack/venv.sh")
-PODNAT_E2E_KUBECONFIG=$kubeconfig "$venv/bin/pytest" -q -p no:cacheprovider -m "not egress_guard" "$repo/tests/e2e"
+PODNAT_E2E_KUBECONFIG=$kubeconfig "$venv/bin/pytest" -q -p no:cacheprovider -m "not egress_guard and not offline_harness" "$repo/tests/e2e"

@@ -5,6 +5,9 @@
 # pause images built from the same binaries and preloaded into containerd's store. No CNI
 # config: each node's comes from its own podCIDRs (hack/pod-network.sh).
 # Prints the image name; reused while its inputs are unchanged.
+#
+#   hack/node-image.sh          build it unless present; print its name
+#   hack/node-image.sh name     only the name its inputs give (nothing built)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 hack=$repo/hack
@@ -21,10 +24,17 @@ PACKAGES=systemd,systemd-sysv,dbus,containerd,runc,containernetworking-plugins,i
     kube-proxy etcd
 "$hack/images.sh" base
 
-# The kind config is no input of the image (a cluster shape, read by kind at create).
-inputs=$( (find "$0" "$hack/images.sh" "$hack/node" -type f ! -name kind-config.yaml -print0 | sort -z | xargs -0 cat; echo "$PACKAGES $k8s $etcd";
+# The files in one order however this script was invoked (relative or absolute path: a
+# path-dependent order gave two names, each evicting the other). The kind config is no
+# input of the image (a cluster shape, read by kind at create).
+inputs=$( (cd "$repo" && find hack/node-image.sh hack/images.sh hack/node -type f ! -name kind-config.yaml -print0 |
+    sort -z | xargs -0 cat; echo "$PACKAGES $k8s $etcd";
     cat "$bin"/.*.ldflags; docker image inspect -f '{{.Id}}' podnat-base:bookworm) | sha256sum | cut -c1-12)
 NODE=podnat-kind-node:$k8s-$inputs
+if [[ ${1:-} == name ]]; then
+    echo "$NODE"
+    exit 0
+fi
 if docker image inspect "$NODE" >/dev/null 2>&1; then
     echo "$NODE"
     exit 0
