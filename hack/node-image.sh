@@ -2,8 +2,12 @@
 # A kind node image assembled here, with nothing pulled from any container registry
 # (`kind build node-image` always pulls): a Debian rootfs with systemd, containerd, runc
 # and the CNI plugins; kubelet, kubeadm and kubectl from hack/tools; the control-plane and
-# pause images built from the same binaries and preloaded into containerd's store.
+# pause images built from the same binaries and preloaded into containerd's store. No CNI
+# config: each node's comes from its own podCIDRs (hack/pod-network.sh).
 # Prints the image name; reused while its inputs are unchanged.
+#
+#   hack/node-image.sh          build it unless present; print its name
+#   hack/node-image.sh name     only the name its inputs give (nothing built)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 hack=$repo/hack
@@ -20,9 +24,17 @@ PACKAGES=systemd,systemd-sysv,dbus,containerd,runc,containernetworking-plugins,i
     kube-proxy etcd
 "$hack/images.sh" base
 
-inputs=$( (find "$0" "$hack/images.sh" "$hack/node" -type f -print0 | sort -z | xargs -0 cat; echo "$PACKAGES $k8s $etcd";
+# The files in one order however this script was invoked (relative or absolute path: a
+# path-dependent order gave two names, each evicting the other). The kind config is no
+# input of the image (a cluster shape, read by kind at create).
+inputs=$( (cd "$repo" && find hack/node-image.sh hack/images.sh hack/node -type f ! -name kind-config.yaml -print0 |
+    sort -z | xargs -0 cat; echo "$PACKAGES $k8s $etcd";
     cat "$bin"/.*.ldflags; docker image inspect -f '{{.Id}}' podnat-base:bookworm) | sha256sum | cut -c1-12)
 NODE=podnat-kind-node:$k8s-$inputs
+if [[ ${1:-} == name ]]; then
+    echo "$NODE"
+    exit 0
+fi
 if docker image inspect "$NODE" >/dev/null 2>&1; then
     echo "$NODE"
     exit 0
@@ -74,7 +86,6 @@ install -m 0644 "$hack/node/kubelet.service" "$hack/node/kubelet.slice" "$root/e
 install -m 0644 "$hack/node/10-kubeadm.conf" "$root/etc/systemd/system/kubelet.service.d/"
 install -m 0644 "$hack/node/containerd.toml" "$root/etc/containerd/config.toml"
 install -m 0644 "$hack/node/certs.d/_default/hosts.toml" "$root/etc/containerd/certs.d/_default/"
-install -m 0644 "$hack/node/10-podnat-bridge.conflist" "$root/etc/cni/net.d/"
 printf 'runtime-endpoint: unix:///run/containerd/containerd.sock\n' >"$root/etc/crictl.yaml"
 # Nothing that would touch the VM itself: sysctls, binfmt, kernel modules, consoles.
 for unit in systemd-sysctl.service systemd-binfmt.service proc-sys-fs-binfmt_misc.automount \

@@ -55,6 +55,17 @@ class Cluster(Tools):
             timeout=timeout + 10,
         )  # fmt: skip
 
+    def node_names(self) -> list[str]:
+        """Every node, the control plane first."""
+        listing: list[dict[str, Any]] = json.loads(
+            self.kubectl("get", "nodes", "-o", "json").stdout
+        )["items"]
+        control = "node-role.kubernetes.io/control-plane"
+        ordered = sorted(
+            listing, key=lambda n: (control not in n["metadata"]["labels"], n["metadata"]["name"])
+        )
+        return [n["metadata"]["name"] for n in ordered]
+
     def exec(self, pod: str, *command: str, namespace: str = NAMESPACE) -> str:
         return self.kubectl("exec", pod, "-n", namespace, "--", *command).stdout
 
@@ -82,6 +93,16 @@ class Cluster(Tools):
         ).stdout  # fmt: skip
         items: list[dict[str, Any]] = json.loads(out)["items"]
         return items
+
+
+def pod_ip(pod: dict[str, Any], family: str) -> str:
+    """The pod's address of FAMILY ("ipv4" or "ipv6"); a clear failure if it has none."""
+    ips = [entry["ip"] for entry in pod["status"].get("podIPs", [])]
+    found = [ip for ip in ips if (":" in ip) == (family == "ipv6")]
+    assert found, (
+        f"pod {pod['metadata']['name']} has no {family} address (a dual-stack cluster?): {ips}"
+    )
+    return str(found[0])
 
 
 def eventually(check: Any, timeout: float = 60, every: float = 1) -> Any:

@@ -60,9 +60,19 @@ def namespace(cluster: Cluster) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def clients(cluster: Cluster, image: str, namespace: str) -> dict[str, str]:
-    """Two client pods; name -> pod IP."""
-    cluster.apply(client_pod("client-a", image), client_pod("client-b", image))
+def nodes(cluster: Cluster) -> list[str]:
+    """The cluster's two nodes, control plane first (hack/e2e-cluster.sh and hack/e2e-kind.sh
+    make a control plane and a worker)."""
+    found = cluster.node_names()
+    assert len(found) >= 2, f"the suite needs two nodes (a client on the other node): {found}"
+    return found
+
+
+@pytest.fixture(scope="session")
+def clients(cluster: Cluster, image: str, namespace: str, nodes: list[str]) -> dict[str, str]:
+    """Two client pods, client-a on the first node and client-b on the last; name -> pod IP
+    (the IPv4 one: the cluster's first family)."""
+    cluster.apply(client_pod("client-a", image, nodes[0]), client_pod("client-b", image, nodes[-1]))
     ips = {}
     for name in ("client-a", "client-b"):
         cluster.wait_ready(f"pod/{name}")

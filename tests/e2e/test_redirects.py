@@ -17,10 +17,13 @@ WEB_ANNOTATIONS = {
 
 
 @pytest.fixture(scope="module")
-def web(cluster: Cluster, image: str, clients: dict[str, str]) -> dict[str, Any]:
-    """An annotated Deployment serving TCP 1234 and 9000-9002, UDP 1234; its running pod."""
+def web(cluster: Cluster, image: str, clients: dict[str, str], nodes: list[str]) -> dict[str, Any]:
+    """An annotated Deployment serving TCP 1234 and 9000-9002, UDP 1234; its running pod, on
+    the last node: client-a connects from the other node, client-b from the same one."""
     cluster.apply(
-        server_deployment("web", image, WEB_ANNOTATIONS, tcp="1234 9000 9001 9002", udp="1234")
+        server_deployment(
+            "web", image, WEB_ANNOTATIONS, tcp="1234 9000 9001 9002", udp="1234", node=nodes[-1]
+        )
     )
     cluster.kubectl("rollout", "status", "deployment/web", "-n", "podnat-e2e", "--timeout=120s")
     (pod,) = cluster.pods("app=web")
@@ -65,13 +68,14 @@ def test_redirect_local_from_inside_the_pod(cluster: Cluster, web: dict[str, Any
 
 
 def test_sources_redirect_one_client_and_refuse_the_other(
-    cluster: Cluster, image: str, clients: dict[str, str]
+    cluster: Cluster, image: str, clients: dict[str, str], nodes: list[str]
 ) -> None:
+    """client-a (listed) on the other node than the server, client-b on the same one."""
     annotations = {
         "podnat.io/redirect": "4321:1234",
         "podnat.io/redirect-sources": f"{clients['client-a']}/32",
     }
-    cluster.apply(server_pod("guarded", image, annotations))
+    cluster.apply(server_pod("guarded", image, annotations, node=nodes[-1]))
     cluster.wait_ready("pod/guarded")
     ip = cluster.get("pod", "guarded")["status"]["podIP"]
     assert reach(cluster, "client-a", "tcp", ip, 4321) == "guarded:1234"

@@ -6,18 +6,25 @@ from typing import Any
 
 from tests.e2e.cluster import NAMESPACE
 
+# Both families where the pod has IPv6 (one socket, IPv4 as mapped addresses); else IPv4.
 SERVER = """
 import os, socket, threading
 name = os.environ["HOSTNAME"]
+dual = socket.has_dualstack_ipv6()
 def tcp(port):
-    server = socket.create_server(("", port))
+    if dual:
+        server = socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True)
+    else:
+        server = socket.create_server(("", port))
     while True:
         conn, _ = server.accept()
         conn.sendall(f"{name}:{port}\\n".encode())
         conn.close()
 def udp(port):
-    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    server.bind(("", port))
+    server = socket.socket(socket.AF_INET6 if dual else socket.AF_INET, socket.SOCK_DGRAM)
+    if dual:
+        server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    server.bind(("::" if dual else "", port))
     while True:
         _, peer = server.recvfrom(512)
         server.sendto(f"{name}:{port}\\n".encode(), peer)
@@ -37,7 +44,8 @@ try:
         with socket.create_connection((host, port), timeout=3) as conn:
             print(conn.recv(64).decode().strip())
     else:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
         sock.settimeout(3)
         sock.sendto(b"hello", (host, port))
         print(sock.recvfrom(64)[0].decode().strip())
@@ -67,12 +75,18 @@ def container(image: str, script: str, env: dict[str, str] | None = None) -> dic
     }
 
 
-def pod_spec(image: str, script: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+def pod_spec(
+    image: str, script: str, env: dict[str, str] | None = None, node: str | None = None
+) -> dict[str, Any]:
+    """NODE pins the pod to a node (the scheduler is bypassed), e.g. a client on the other
+    node than its server."""
     spec: dict[str, Any] = {
         "containers": [container(image, script, env)],
         "terminationGracePeriodSeconds": 1,
         "enableServiceLinks": False,
     }
+    if node:
+        spec["nodeName"] = node
     if env and "TCP" in env:
         first = int(env["TCP"].split()[0])
         spec["containers"][0]["readinessProbe"] = {
@@ -83,25 +97,43 @@ def pod_spec(image: str, script: str, env: dict[str, str] | None = None) -> dict
 
 
 def server_template(
-    name: str, image: str, annotations: dict[str, str], tcp: str, udp: str
+    name: str,
+    image: str,
+    annotations: dict[str, str],
+    tcp: str,
+    udp: str,
+    *,
+    node: str | None = None,
 ) -> dict[str, Any]:
     """Metadata and spec of a server pod: TCP ports `tcp`, UDP ports `udp` (space-separated)."""
     return {
         "metadata": {"labels": {"app": name}, "annotations": annotations},
-        "spec": pod_spec(image, SERVER, {"TCP": tcp, "UDP": udp}),
+        "spec": pod_spec(image, SERVER, {"TCP": tcp, "UDP": udp}, node),
     }
 
 
 def server_pod(
-    name: str, image: str, annotations: dict[str, str], tcp: str = "1234", udp: str = ""
+    name: str,
+    image: str,
+    annotations: dict[str, str],
+    tcp: str = "1234",
+    udp: str = "",
+    *,
+    node: str | None = None,
 ) -> dict[str, Any]:
-    template = server_template(name, image, annotations, tcp, udp)
+    template = server_template(name, image, annotations, tcp, udp, node=node)
     metadata = {"name": name, "namespace": NAMESPACE, **template["metadata"]}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
 
 
 def server_deployment(
-    name: str, image: str, annotations: dict[str, str], tcp: str, udp: str
+    name: str,
+    image: str,
+    annotations: dict[str, str],
+    tcp: str,
+    udp: str,
+    *,
+    node: str | None = None,
 ) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
@@ -110,15 +142,15 @@ def server_deployment(
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app": name}},
-            "template": server_template(name, image, annotations, tcp, udp),
+            "template": server_template(name, image, annotations, tcp, udp, node=node),
         },
     }
 
 
-def client_pod(name: str, image: str) -> dict[str, Any]:
+def client_pod(name: str, image: str, node: str | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": name}},
-        "spec": pod_spec(image, "import time; time.sleep(1e9)"),
+        "spec": pod_spec(image, "import time; time.sleep(1e9)", node=node),
     }
