@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,14 @@ def cluster_ready(tools: Tools) -> Tools:
     ).stdout.strip()
     for name in ("certificates", "issuers"):
         tools.kubectl("apply", "-f", f"{crds}/cert-manager.io_{name}.yaml")
-    tools.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/certificates.cert-manager.io", "crd/issuers.cert-manager.io",
-    )  # fmt: skip
+    # Polled, not `kubectl wait`: that fails at once while a fresh CRD has no status yet.
+    established = '{.status.conditions[?(@.type=="Established")].status}'
+    deadline = time.monotonic() + 60
+    for name in ("certificates", "issuers"):
+        crd = f"crd/{name}.cert-manager.io"
+        while tools.kubectl("get", crd, "-o", f"jsonpath={established}").stdout != "True":
+            assert time.monotonic() < deadline, f"{crd} not Established within 60 s"
+            time.sleep(0.2)
     for ns in (NAMESPACE, "shop", "web"):
         if tools.kubectl("get", "namespace", ns, check=False).returncode != 0:
             tools.kubectl("create", "namespace", ns)
