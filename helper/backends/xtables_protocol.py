@@ -1,0 +1,67 @@
+"""What crosses the pipe between the iptables-legacy backend and a family worker.
+
+Requests and replies are pickles: a trusted channel between a process and the
+child it started, and much cheaper than JSON for a thousand rules. A failure
+crosses as a `Failure` (kind, errno, message), never as bare text. Defined here,
+not in the worker's module, because the worker runs as `__main__`.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from helper.backends.base import BackendError
+from helper.model import Family
+from helper.render.iptables import XtRuleset
+
+
+class FailureKind(Enum):
+    KERNEL = "kernel"  # libiptc refused (errno set by the kernel or libiptc)
+    SYSTEM = "system"  # an OSError (errno set)
+    INTERNAL = "internal"  # anything else python-iptables or podnat raised
+    PROTOCOL = "protocol"  # a request the worker does not know
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: FailureKind
+    errno: int | None
+    message: str
+
+
+class WorkerError(BackendError):
+    """A family's request failed; typed as the worker reported it."""
+
+    def __init__(self, family: Family, op: str, failure: Failure) -> None:
+        self.family, self.op, self.failure = family, op, failure
+        super().__init__(f"{family}: {op}: {failure.message}")
+
+
+@dataclass
+class Request:
+    """One request for one family; pickled only if a worker serves that family."""
+
+    op: str
+    ruleset: XtRuleset | None = None  # for "stage": the family's rules, rendered
+    _encoded: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return {"op": self.op, "ruleset": self.ruleset}
+
+    @property
+    def encoded(self) -> bytes:
+        if self._encoded is None:
+            self._encoded = pickle.dumps(self.body, protocol=pickle.HIGHEST_PROTOCOL)
+        return self._encoded
+
+
+def checked(family: Family, op: str, reply: dict[str, Any]) -> dict[str, Any]:
+    """The reply, or its failure raised as a WorkerError."""
+    failure = reply.get("failure")
+    if isinstance(failure, Failure):
+        raise WorkerError(family, op, failure)
+    return reply
