@@ -34,7 +34,11 @@ if TYPE_CHECKING:
 # most pods nft is chosen after a look at /proc alone, and they are ~15 ms of the
 # init container's start.
 
-_TABLE_NAMES = {Family.IPV4: "/proc/net/ip_tables_names", Family.IPV6: "/proc/net/ip6_tables_names"}
+# The calling thread's namespace's (/proc/net would be the main thread's).
+_TABLE_NAMES = {
+    Family.IPV4: "/proc/thread-self/net/ip_tables_names",
+    Family.IPV6: "/proc/thread-self/net/ip6_tables_names",
+}
 _FAMILIES = (Family.IPV4, Family.IPV6)
 
 
