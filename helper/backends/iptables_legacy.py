@@ -129,7 +129,7 @@ class IptablesLegacyBackend:
         replies = []
         for reply in self._gather(families, op, rulesets):
             if isinstance(reply, BackendError):
-                raise BackendError(f"iptables-legacy: {reply}")
+                raise BackendError(f"iptables-legacy: {reply}") from reply
             replies.append(reply)
         return replies
 
@@ -219,7 +219,8 @@ class IptablesLegacyBackend:
         for family in committed:
             call(self._channel(family), "rollback")
         undone = ", ".join(committed) or "nothing had changed"
-        raise BackendError(f"iptables-legacy: {failed[0]}; rolled back: {undone}")
+        first = failed[0][1]
+        raise BackendError(f"iptables-legacy: {first}; rolled back: {undone}") from first
 
     def cleanup(self) -> bool:
         if not self._loaded_families():  # nothing ever wrote a legacy nat table here

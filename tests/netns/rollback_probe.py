@@ -15,6 +15,7 @@ import tempfile
 
 from helper.backends.base import BackendError
 from helper.backends.iptables_legacy import IptablesLegacyBackend
+from helper.backends.xtables_protocol import WorkerError
 from helper.model import Family
 from helper.parse import parse_plan
 from helper.render.rulesets import render
@@ -45,5 +46,9 @@ try:
     )
 except BackendError as err:
     print(err)  # noqa: T201 - read by the test
+    cause = err.__cause__
+    if isinstance(cause, WorkerError):  # how the worker typed it
+        failure = cause.failure
+        print(f"cause: {cause.family} {cause.op} {failure.kind.value} {failure.errno}")  # noqa: T201
 finally:
     backend.close()
