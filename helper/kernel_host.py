@@ -12,7 +12,7 @@ from helper.addresses import global_families
 from helper.backends.iptables_legacy import IptablesLegacyBackend
 from helper.backends.nft import NftBackend
 from helper.host import Session, Target
-from helper.netns import run_inside
+from helper.netns import entered, run_inside
 from helper.netns_lock import namespace_lock
 from helper.privileges import raise_permitted
 
@@ -21,10 +21,11 @@ T = TypeVar("T")
 
 class KernelHost:
     """`one_shot=True`: this process does one operation and exits (the CLI). It then
-    leaves its nft context to the exit (~10 ms saved) and serves its first
-    iptables-legacy family in-process (a worker's start saved). A long-lived
-    process keeps the default: contexts freed, every family in a worker of its
-    own, started in the namespace it serves."""
+    works in the caller's thread (entering the namespace and going back), leaves
+    its nft context to the exit (~10 ms saved) and serves its first iptables-legacy
+    family in-process (a worker's start saved). A long-lived process keeps the
+    default: each operation in a thread of its own that enters the namespace,
+    contexts freed, every family in a worker started in the namespace it serves."""
 
     def __init__(self, *, one_shot: bool = False) -> None:
         self.one_shot = one_shot
@@ -32,6 +33,9 @@ class KernelHost:
     def run(self, netns: Path | None, work: Callable[[], T]) -> T:
         if netns is None:
             return work()
+        if self.one_shot:
+            with entered(netns):
+                return work()
         return run_inside(netns, work)
 
     @contextmanager

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -67,3 +68,21 @@ def run_inside(path: Path, work: Callable[[], T]) -> T:
     if failure:
         raise failure[0]
     return outcome[0]
+
+
+@contextmanager
+def entered(path: Path) -> Iterator[None]:
+    """The calling thread inside the namespace at `path`, back in its own afterwards.
+
+    For a process whose one job this is (the CLI): no thread to start, and its
+    system calls stay on the main thread (tools like strace follow it there).
+    """
+    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        enter(path)
+        try:
+            yield
+        finally:
+            _setns(original, "the original namespace")
+    finally:
+        os.close(original)

@@ -25,7 +25,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Protocol
 
 from helper.backends.base import BackendError
-from helper.backends.xtables_protocol import Failure, FailureKind, Request, checked
+from helper.backends.xtables_protocol import Failure, FailureKind, Request, checked, decoded
 from helper.model import Family
 
 if TYPE_CHECKING:
@@ -179,7 +179,7 @@ def _serve(family: Family) -> None:
             request = pickle.load(requests)  # noqa: S301 - our own parent
         except EOFError:
             return
-        reply = served.answer(request)
+        reply = served.answer(decoded(request))
         try:
             pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
             replies.flush()

@@ -76,7 +76,20 @@ class XtRuleset:
 
 
 def render_rulesets(resolved: ResolvedPlan) -> tuple[XtRuleset, ...]:
-    return tuple(render_ruleset(resolved, family) for family in resolved.families)
+    """Every family's ruleset. A family's rules differ from another's only by its
+    sources, so families with the same sources (none: the usual case) share one
+    rendering: a thousand-rule plan is rendered once, not once per family."""
+    out: list[XtRuleset] = []
+    for family in resolved.families:
+        same = next(
+            (r for r in out if resolved.sources_for(r.family) == resolved.sources_for(family)),
+            None,
+        )
+        if same is not None:
+            out.append(XtRuleset(family, same.chains, same.rules))
+        else:
+            out.append(render_ruleset(resolved, family))
+    return tuple(out)
 
 
 def render_text(resolved: ResolvedPlan) -> str:
