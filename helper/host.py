@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from helper.backends.base import Backend
 from helper.model import Family
@@ -17,8 +16,9 @@ from helper.netns_lock import DEFAULT_TIMEOUT
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Target:
+# Named tuples, not frozen dataclasses: ~0.1 ms to define instead of ~0.5 ms, paid in
+# every init container's start.
+class Target(NamedTuple):
     """Where an operation acts, and how it may wait for another podnat there."""
 
     netns: Path | None = None  # a network namespace by path; None: the caller's own
@@ -27,8 +27,7 @@ class Target:
     lock_timeout: float = DEFAULT_TIMEOUT
 
 
-@dataclass(frozen=True)
-class Session:
+class Session(NamedTuple):
     """One operation's view of a namespace: its backends (nft first), opened there
     and valid only inside the session, and the families it has global addresses for."""
 

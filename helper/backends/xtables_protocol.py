@@ -9,9 +9,8 @@ not in the worker's module, because the worker runs as `__main__`.
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from helper.backends.base import BackendError
 from helper.model import Family
@@ -25,8 +24,7 @@ class FailureKind(Enum):
     PROTOCOL = "protocol"  # a request the worker does not know
 
 
-@dataclass(frozen=True)
-class Failure:
+class Failure(NamedTuple):  # a named tuple: cheap to define in every worker's start
     kind: FailureKind
     errno: int | None
     message: str
@@ -40,13 +38,13 @@ class WorkerError(BackendError):
         super().__init__(f"{family}: {op}: {failure.message}")
 
 
-@dataclass
 class Request:
     """One request for one family; pickled only if a worker serves that family."""
 
-    op: str
-    ruleset: XtRuleset | None = None  # for "stage": the family's rules, rendered
-    _encoded: bytes | None = field(default=None, repr=False, compare=False)
+    def __init__(self, op: str, ruleset: XtRuleset | None = None) -> None:
+        self.op = op
+        self.ruleset = ruleset  # for "stage": the family's rules, rendered
+        self._encoded: bytes | None = None
 
     @property
     def body(self) -> dict[str, Any]:
