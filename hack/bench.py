@@ -87,7 +87,7 @@ def inside(repeat: int) -> None:
     from helper.backends.nft import NftBackend  # noqa: PLC0415
     from helper.model import Family  # noqa: PLC0415
     from helper.parse import parse_plan  # noqa: PLC0415
-    from helper.render import iptables as xt_render  # noqa: PLC0415
+    from helper.render import rulesets  # noqa: PLC0415
     from helper.resolve import resolve  # noqa: PLC0415
 
     both = (Family.IPV4, Family.IPV6)
@@ -99,9 +99,10 @@ def inside(repeat: int) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             nft = NftBackend()
             script = Path(tmp) / "ruleset.nft"
-            script.write_text(nft.render(resolved))
+            nft_ruleset = rulesets.render("nft", resolved)
+            script.write_text(nft_ruleset.text)
             ours, raw = timed_pair(
-                lambda: nft.apply(resolved),  # noqa: B023
+                lambda: nft.apply(rulesets.render("nft", resolved)),  # noqa: B023
                 lambda: sh("nft", "-f", str(script)),  # noqa: B023
                 reps,
             )
@@ -109,10 +110,12 @@ def inside(repeat: int) -> None:
             nft.close()
             results.append({"backend": "nft", "rules": n, "podnat_ms": ours, "raw_ms": raw})
 
-            legacy = IptablesLegacyBackend()
-            legacy.apply(resolved)  # warm: workers started, extensions loaded
+            # As the CLI runs it: the first family in-process, the other in a worker.
+            legacy = IptablesLegacyBackend(first_family_in_process=True)
+            xt = rulesets.render("iptables-legacy", resolved)
+            legacy.apply(xt)  # warm: workers started, extensions loaded
             restores = []
-            for ruleset in xt_render.render_rulesets(resolved):
+            for ruleset in xt.rulesets if isinstance(xt, rulesets.XtRulesets) else ():
                 path = Path(tmp) / f"{ruleset.family}.rules"
                 path.write_text(_restore_text(ruleset))
                 tool = "iptables" if ruleset.family is Family.IPV4 else "ip6tables"
@@ -122,7 +125,11 @@ def inside(repeat: int) -> None:
                 for tool, path in restores:  # noqa: B023
                     sh(tool, "--noflush", path)
 
-            ours, raw = timed_pair(lambda: legacy.apply(resolved), raw_restore, reps)  # noqa: B023
+            ours, raw = timed_pair(
+                lambda: legacy.apply(rulesets.render("iptables-legacy", resolved)),  # noqa: B023
+                raw_restore,
+                reps,
+            )
             legacy.cleanup()
             legacy.close()
             results.append(

@@ -1,8 +1,9 @@
 """Which IP families this network namespace has a global address for (read from /proc).
 
-/proc/net follows the reading thread's network namespace, so this works after
-netns.enter() without netlink. Scope 0 in if_inet6 is global (ULA counts:
-pods use fd00::/8 addresses); link-local and loopback do not count.
+/proc/thread-self/net is the reading thread's network namespace, so this works
+in a thread that entered one, without netlink. (/proc/net is /proc/self/net: the
+main thread's namespace, wrong for any other thread.) Scope 0 in if_inet6 is
+global (ULA counts: pods use fd00::/8 addresses); link-local and loopback do not.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from helper.model import Family
 
-PROC_NET = Path("/proc/net")
+PROC_NET = Path("/proc/thread-self/net")
 
 
 def global_families(proc_net: Path = PROC_NET) -> frozenset[Family]:

@@ -1,9 +1,4 @@
-"""`podnat`: the command line. Exit codes are a contract:
-
-0 ok · 1 verify found drift · 2 invalid annotations (nothing changed) ·
-3 annotation source error · 4 backend error · 5 `inject`'s input is not YAML or not a
-manifest podnat can read (nothing written).
-"""
+"""`podnat`: the command line. Exit codes are a contract: `helper.errors.ExitCode`."""
 
 from __future__ import annotations
 
@@ -15,9 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from helper import engine, report
-from helper.errors import PodnatError
+from helper.errors import ExitCode, PodnatError, exit_codes_help
+from helper.host import Target
+from helper.kernel_host import KernelHost
 from helper.model import RedirectPlan
-from helper.netns import entered
 from helper.netns_lock import DEFAULT_TIMEOUT
 from helper.parse import InvalidPlanError
 from helper.sources.base import EventSink, SourceError
@@ -26,20 +22,16 @@ from helper.sources.select import Selected, add_source_arguments, select_source
 if TYPE_CHECKING:
     from helper.inject import InjectConfig
 
-EXIT_OK = 0  # the others are each error type's exit_code
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser(argv).parse_args(argv)
-    engine.RELEASE_ON_EXIT = False
     log = report.setup_logging(args.log_format, args.log_level)
     termination_log = report.termination_log_path(args.termination_log)
     events: EventSink | None = None
     try:
         if args.command == "cleanup":
-            with entered(args.netns):
-                outcome = engine.cleanup(args.backend, args.lock_file, args.lock_timeout)
+            outcome = _engine().cleanup(_target(args))
         elif args.command == "inject":
             outcome = _inject(args, log)
         elif args.command == "webhook":
@@ -52,8 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             selected = select_source(args)
             events = selected.source if isinstance(selected.source, EventSink) else None
             outcome = _run(args, selected, log)
-            applied = args.command == "apply" and not args.dry_run and outcome.exit_code == EXIT_OK
-            if events is not None and applied:
+            applied = args.command == "apply" and not args.dry_run
+            if events is not None and applied and outcome.exit_code == ExitCode.OK:
                 events.event("RedirectsApplied", outcome.summary)
     except PodnatError as err:
         if isinstance(err, InvalidPlanError):
@@ -68,7 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.error("%s", message)
         report.write_termination_log(termination_log, message)
         return err.exit_code
-    if outcome.exit_code == EXIT_OK:
+    return _finish(outcome, log, termination_log)
+
+
+def _finish(outcome: engine.Outcome, log: logging.Logger, termination_log: Path | None) -> int:
+    if outcome.output:
+        print(outcome.output, end="")  # noqa: T201 - the dry-run's ruleset, verify's diff
+    if outcome.exit_code == ExitCode.OK:
         # How long the pod waited for podnat, in JSON logs (`make bench` reads it).
         log.info("%s", outcome.summary, extra={"since_start_ms": report.since_process_start_ms()})
     else:
@@ -87,10 +85,19 @@ def _run(args: argparse.Namespace, selected: Selected, log: logging.Logger) -> e
     log.info("annotations read from %s", where)
     if args.command == "plan":
         return _print_plan(plan, args.format)
-    with entered(args.netns):
-        if args.command == "verify":
-            return engine.verify(plan, args.backend, args.lock_file, args.lock_timeout)
-        return engine.apply(plan, args.backend, args.dry_run, args.lock_file, args.lock_timeout)
+    if args.command == "verify":
+        return _engine().verify(plan, _target(args))
+    return _engine().apply(plan, _target(args), dry_run=args.dry_run)
+
+
+def _engine() -> engine.Engine:
+    # One operation, then exit: the named choice that leaves the nft context to the
+    # kernel and serves the first iptables family in-process (see KernelHost).
+    return engine.Engine(KernelHost(one_shot=True))
+
+
+def _target(args: argparse.Namespace) -> Target:
+    return Target(args.netns, args.backend, args.lock_file, args.lock_timeout)
 
 
 def _inject(args: argparse.Namespace, log: logging.Logger) -> engine.Outcome:
@@ -193,9 +200,7 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         prog="podnat",
         parents=[common],
         description="Install a pod's port redirects (podnat.io/* annotations) as NAT rules.",
-        epilog="exit codes: 0 ok, 1 verify drift, 2 invalid annotations (or a pod inject or "
-        "the webhook refuses), 3 source error, 4 backend error, 5 inject's input is not YAML "
-        "or not a manifest podnat can read",
+        epilog=exit_codes_help(),
     )
     sub = parser.add_subparsers(dest="command", required=True)
     # Building every subcommand costs ~6 ms of an init container's start; when argv

@@ -1,53 +1,41 @@
-"""The one data path: annotations → plan → resolved plan → backend transaction → report."""
+"""The one data path: annotations → plan → resolved plan → ruleset → backend → outcome.
+
+A library: `Engine` applies, verifies and cleans up, as often as asked, in any
+network namespace given by path, from any thread. It keeps no state between
+operations and prints nothing: what a command shows (the dry-run's ruleset,
+verify's diff) comes back in the `Outcome`; the CLI and `report` show it.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
-from helper.addresses import global_families
-from helper.backends.base import Backend
-from helper.backends.iptables_legacy import IptablesLegacyBackend
-from helper.backends.nft import NftBackend
 from helper.backends.select import Selection, select
+from helper.errors import ExitCode
+from helper.host import Host, Session, Target
 from helper.model import RedirectPlan, ResolvedPlan
-from helper.netns_lock import DEFAULT_TIMEOUT, namespace_lock
 from helper.parse import parse_plan
-from helper.privileges import raise_permitted
+from helper.render import rulesets
 from helper.resolve import ALL_FAMILIES, resolve
 from helper.sources.base import AnnotationSource
 
-BACKEND_CHOICES = ("auto", "nft", "iptables-legacy")
+BACKEND_CHOICES = ("auto", rulesets.NFT, rulesets.IPTABLES_LEGACY)
 _log = logging.getLogger("podnat")
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What to tell the user at the end: a one-line summary and the exit code."""
+    """What to tell the user at the end: a one-line summary, the exit code, and what
+    the command shows on stdout (a dry-run's ruleset, verify's diff), if anything."""
 
     summary: str
-    exit_code: int = 0
+    exit_code: ExitCode = ExitCode.OK
+    output: str = ""
 
 
 def read_plan(source: AnnotationSource) -> RedirectPlan:
     return parse_plan(source.read())
-
-
-def resolve_here(plan: RedirectPlan, selection: Selection) -> ResolvedPlan:
-    resolution = resolve(
-        plan,
-        global_families=global_families(),
-        nat_families=selection.probe.nat_families,
-        backend=selection.backend.name,
-    )
-    for note in resolution.notes:
-        _log.info("%s", note)
-    for warning in resolution.warnings:
-        _log.warning("%s", warning)
-    return resolution.resolved
 
 
 def resolve_offline(plan: RedirectPlan, backend: str) -> ResolvedPlan:
@@ -57,101 +45,88 @@ def resolve_offline(plan: RedirectPlan, backend: str) -> ResolvedPlan:
     ).resolved
 
 
-# A one-shot CLI process may leave teardown to the kernel: freeing an nft
-# context after a transaction costs ~10 ms of a ~100 ms budget.
-RELEASE_ON_EXIT = True
+class Engine:
+    """Apply, verify and clean up podnat's rules in the namespaces `host` reaches."""
 
+    def __init__(self, host: Host | None = None) -> None:
+        if host is None:
+            from helper.kernel_host import KernelHost  # noqa: PLC0415 - the real machine
 
-@contextmanager
-def opened_backends(
-    lock: Path | None, *, shared: bool = False, timeout: float = DEFAULT_TIMEOUT
-) -> Iterator[tuple[Backend, ...]]:
-    """All backends, in preference order (nft first), closed afterwards.
+            host = KernelHost()
+        self._host = host
 
-    Under the namespace's podnat lock for the whole span: choosing a backend,
-    replacing its rules and removing stale ones from the others is one step to
-    any other podnat (`shared`: for readers, which may overlap each other).
-    """
-    with namespace_lock(shared=shared, timeout=timeout), _opened(lock) as opened:
-        yield opened
+    def apply(self, plan: RedirectPlan, target: Target, *, dry_run: bool = False) -> Outcome:
+        return self._host.run(target.netns, lambda: self._apply(plan, target, dry_run))
 
+    def verify(self, plan: RedirectPlan, target: Target) -> Outcome:
+        return self._host.run(target.netns, lambda: self._verify(plan, target))
 
-@contextmanager
-def _opened(lock: Path | None) -> Iterator[tuple[Backend, ...]]:
-    raise_permitted()  # a non-root image user's NET_ADMIN/NET_RAW, before any probe
-    opened: tuple[Backend, ...] = (NftBackend(), IptablesLegacyBackend(lock))
-    try:
-        yield opened
-    finally:
-        for backend in opened:
-            if RELEASE_ON_EXIT or not isinstance(backend, NftBackend):
-                backend.close()
+    def cleanup(self, target: Target) -> Outcome:
+        return self._host.run(target.netns, lambda: self._cleanup(target))
 
+    def _apply(self, plan: RedirectPlan, target: Target, dry_run: bool) -> Outcome:
+        with self._host.session(target, shared=False) as session:
+            selection = select(session.backends, target.backend)
+            backend = selection.backend
+            _log.info("backend %s: %s", backend.name, selection.reason)
+            resolved = _resolve_here(plan, selection, session)
+            ruleset = rulesets.render(backend.name, resolved)
+            if dry_run:
+                return Outcome(
+                    f"dry run: {backend.name} ruleset printed, nothing changed",
+                    output=ruleset.text,
+                )
+            listing = backend.apply(ruleset)
+            _log.info("installed ruleset (%s)", backend.name, extra={"ruleset": listing})
+            for other in selection.others:
+                if other.cleanup():
+                    _log.warning("removed stale podnat rules from the %s backend", other.name)
+        families = "/".join(resolved.families) or "no family"
+        return Outcome(f"applied with {backend.name} ({families}): {plan.summary()}")
 
-def apply(
-    plan: RedirectPlan,
-    requested: str,
-    dry_run: bool,
-    lock: Path | None,
-    lock_timeout: float = DEFAULT_TIMEOUT,
-) -> Outcome:
-    with opened_backends(lock, timeout=lock_timeout) as all_backends:
-        return _apply(plan, select(all_backends, requested), dry_run)
+    def _verify(self, plan: RedirectPlan, target: Target) -> Outcome:
+        with self._host.session(target, shared=True) as session:
+            selection = select(session.backends, target.backend)
+            backend = selection.backend
+            resolved = _resolve_here(plan, selection, session)
+            expected = "" if plan.is_empty else rulesets.render(backend.name, resolved).listing
+            live = backend.listing()
+        if live == expected:
+            return Outcome(f"verified: {backend.name} holds exactly the planned ruleset")
+        import difflib  # noqa: PLC0415 - only verify needs it
 
-
-def _apply(plan: RedirectPlan, selection: Selection, dry_run: bool) -> Outcome:
-    backend = selection.backend
-    _log.info("backend %s: %s", backend.name, selection.reason)
-    resolved = resolve_here(plan, selection)
-    if dry_run:
-        print(backend.render(resolved), end="")  # noqa: T201 - the dry-run's output
-        return Outcome(f"dry run: {backend.name} ruleset printed, nothing changed")
-    listing = backend.apply(resolved)
-    _log.info("installed ruleset (%s)", backend.name, extra={"ruleset": listing})
-    for other in selection.others:
-        if other.cleanup():
-            _log.warning("removed stale podnat rules from the %s backend", other.name)
-    families = "/".join(resolved.families) or "no family"
-    return Outcome(f"applied with {backend.name} ({families}): {plan.summary()}")
-
-
-def verify(
-    plan: RedirectPlan,
-    requested: str,
-    lock: Path | None,
-    lock_timeout: float = DEFAULT_TIMEOUT,
-) -> Outcome:
-    with opened_backends(lock, shared=True, timeout=lock_timeout) as all_backends:
-        return _verify(plan, select(all_backends, requested))
-
-
-def _verify(plan: RedirectPlan, selection: Selection) -> Outcome:
-    backend = selection.backend
-    resolved = resolve_here(plan, selection)
-    expected = backend.expected_listing(resolved) if not plan.is_empty else ""
-    live = backend.listing()
-    if live == expected:
-        return Outcome(f"verified: {backend.name} holds exactly the planned ruleset")
-    import difflib  # noqa: PLC0415 - only verify needs it
-
-    diff = "".join(
-        difflib.unified_diff(
+        diff = difflib.unified_diff(
             expected.splitlines(keepends=True),
             live.splitlines(keepends=True),
             fromfile="planned",
             tofile=f"live ({backend.name})",
         )
+        split = rulesets.family_drift(backend.name, expected, live)
+        detail = f": {split}" if split else ""
+        return Outcome(
+            f"drift: the {backend.name} ruleset differs from the plan{detail}",
+            exit_code=ExitCode.DRIFT,
+            output="".join(diff),
+        )
+
+    def _cleanup(self, target: Target) -> Outcome:
+        with self._host.session(target, shared=False) as session:
+            chosen = [b for b in session.backends if target.backend in ("auto", b.name)]
+            removed = [b.name for b in chosen if b.cleanup()]
+        if removed:
+            return Outcome(f"removed podnat's rules from {', '.join(removed)}")
+        return Outcome("no podnat rules found: nothing to remove")
+
+
+def _resolve_here(plan: RedirectPlan, selection: Selection, session: Session) -> ResolvedPlan:
+    resolution = resolve(
+        plan,
+        global_families=session.global_families(),
+        nat_families=selection.probe.nat_families,
+        backend=selection.backend.name,
     )
-    print(diff, end="")  # noqa: T201 - the diff is verify's output
-    split = backend.family_drift(expected, live)
-    detail = f": {split}" if split else ""
-    return Outcome(f"drift: the {backend.name} ruleset differs from the plan{detail}", exit_code=1)
-
-
-def cleanup(requested: str, lock: Path | None, lock_timeout: float = DEFAULT_TIMEOUT) -> Outcome:
-    with opened_backends(lock, timeout=lock_timeout) as all_backends:
-        chosen = [b for b in all_backends if requested in ("auto", b.name)]
-        removed = [b.name for b in chosen if b.cleanup()]
-    if removed:
-        return Outcome(f"removed podnat's rules from {', '.join(removed)}")
-    return Outcome("no podnat rules found: nothing to remove")
+    for note in resolution.notes:
+        _log.info("%s", note)
+    for warning in resolution.warnings:
+        _log.warning("%s", warning)
+    return resolution.resolved

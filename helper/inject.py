@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from helper.annotations import PREFIX, REDIRECT
-from helper.errors import PodnatError
+from helper.errors import ExitCode, PodnatError
 from helper.parse import InvalidPlanError, parse_plan
 from helper.pod_templates import (
     Obj,
@@ -43,7 +43,7 @@ class InjectConfig:
 class Denied(PodnatError):  # noqa: N818 - a verdict, not a failure of podnat's
     """The object must not be admitted as it is; `message` says why."""
 
-    exit_code = 2
+    exit_code = ExitCode.INVALID
 
     def __init__(self, message: str) -> None:
         self.message = message

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 
 from helper.annotations import PREFIX
-from helper.errors import ManifestError, PodnatError
+from helper.errors import ExitCode, ManifestError, PodnatError
 from helper.inject import Denied, InjectConfig, NotAString, misplaced_annotations, mutate
 from helper.manifests import Document, go_yaml_reads_as, read_documents, write_documents
 from helper.parse import MAX_REPORTED_PROBLEMS
@@ -35,7 +35,7 @@ class Injected:
 class Refused(PodnatError):  # noqa: N818 - a verdict on the input, as Denied is
     """Some objects of the stream cannot be injected; `lines` says which and why."""
 
-    def __init__(self, lines: list[str], exit_code: int) -> None:
+    def __init__(self, lines: list[str], exit_code: ExitCode) -> None:
         self.lines = lines
         self.exit_code = exit_code
         super().__init__(f"{len(lines)} objects refused")

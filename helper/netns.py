@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
-from helper.errors import PodnatError
+from helper.errors import ExitCode, PodnatError
+
+T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
 
 
 class NetnsError(PodnatError):
-    exit_code = 4
+    exit_code = ExitCode.BACKEND
 
 
 def enter(path: Path) -> None:
-    """Move this process's thread into the network namespace at `path`.
+    """Move the calling thread into the network namespace at `path`.
 
     Call before opening any netlink socket: sockets keep the namespace they were
     born in. (os.setns arrives only in Python 3.12.)
@@ -40,16 +44,39 @@ def _setns(fd: int, what: str) -> None:
         raise NetnsError(f"{what}: setns: {os.strerror(errno)} (needs CAP_SYS_ADMIN)")
 
 
-@contextmanager
-def entered(path: Path | None) -> Iterator[None]:
-    """Inside the namespace at `path` (None: stay), back in the original one afterwards.
+def run_inside(path: Path, work: Callable[[], T]) -> T:
+    """Run `work` in a new thread that enters the namespace at `path` and ends with it.
 
-    The way back matters: the annotations source and its Events talk to the API
-    server from the namespace podnat started in, not from the pod's.
+    setns acts on the calling thread only, so the caller's thread, and every other
+    thread, stays where it was, whatever `work` does or raises; sockets and worker
+    processes `work` opens are born in the namespace. (The annotations source and
+    its Events talk to the API server from the caller's namespace, not the pod's.)
     """
-    if path is None:
-        yield
-        return
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            enter(path)
+            outcome.append(work())
+        except BaseException as err:  # handed to the caller's thread
+            failure.append(err)
+
+    thread = threading.Thread(target=body, name=f"podnat in {path}")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+@contextmanager
+def entered(path: Path) -> Iterator[None]:
+    """The calling thread inside the namespace at `path`, back in its own afterwards.
+
+    For a process whose one job this is (the CLI): no thread to start, and its
+    system calls stay on the main thread (tools like strace follow it there).
+    """
     original = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         enter(path)

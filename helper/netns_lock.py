@@ -6,7 +6,7 @@ flock locks an inode. So an init container and a node agent, which share no
 filesystem, still exclude each other; a file under /run would not. Taken after
 entering the namespace; the xtables lock (for iptables' sake) is taken inside it.
 
-Worker processes inherit the descriptor (see `held_descriptors`), so a worker
+Worker processes inherit the descriptor (`namespace_lock` yields it), so a worker
 still committing after its parent was killed keeps the namespace locked.
 """
 
@@ -18,36 +18,27 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from helper.errors import PodnatError
+from helper.errors import ExitCode, PodnatError
 
 OWN_NAMESPACE = "/proc/thread-self/ns/net"  # this thread's: setns acts per thread
 DEFAULT_TIMEOUT = 10.0
-_held: list[int] = []
 
 
 class NamespaceLockError(PodnatError):
-    exit_code = 4
-
-
-def held_descriptors() -> tuple[int, ...]:
-    """The lock descriptors this process holds, for workers to inherit."""
-    return tuple(_held)
+    exit_code = ExitCode.BACKEND
 
 
 @contextmanager
-def namespace_lock(*, shared: bool = False, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
-    """Hold the current network namespace's podnat lock (shared: readers like verify)."""
+def namespace_lock(*, shared: bool = False, timeout: float = DEFAULT_TIMEOUT) -> Iterator[int]:
+    """Hold the calling thread's network namespace's podnat lock (shared: readers like
+    verify); yields the lock's descriptor, for worker processes to inherit."""
     try:
         fd = os.open(OWN_NAMESPACE, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as err:
         raise NamespaceLockError(f"cannot open {OWN_NAMESPACE}: {err.strerror}") from err
     try:
         _wait(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX, timeout)
-        _held.append(fd)
-        try:
-            yield
-        finally:
-            _held.remove(fd)
+        yield fd
     finally:
         os.close(fd)
 

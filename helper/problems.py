@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from helper.errors import PodnatError
+from helper.errors import ExitCode, PodnatError
 from helper.limits import shown
 
 
@@ -35,7 +35,7 @@ class InvalidPlanError(PodnatError):
     `problems` holds the first MAX_REPORTED_PROBLEMS reasons; `omitted` counts the rest.
     """
 
-    exit_code = 2
+    exit_code = ExitCode.INVALID
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = tuple(problems[:MAX_REPORTED_PROBLEMS])

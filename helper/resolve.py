@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from helper.annotations import FAMILIES, SOURCES
-from helper.errors import PodnatError
+from helper.errors import ExitCode, PodnatError
 from helper.model import Family, FamilyMode, RedirectPlan, ResolvedPlan
 
 ALL_FAMILIES = (Family.IPV4, Family.IPV6)
@@ -15,7 +15,7 @@ ALL_FAMILIES = (Family.IPV4, Family.IPV6)
 class FamilyUnavailableError(PodnatError):
     """A family asked for by name cannot be set up by the chosen backend."""
 
-    exit_code = 4
+    exit_code = ExitCode.BACKEND
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,23 @@
-"""What every backend offers. Backends get resolved plans, never annotations."""
+"""What every backend offers: what the engine proves it needs, nothing more.
+
+Backends get rendered rulesets (`helper.render.rulesets`), never annotations or
+plans; rendering and expected listings are render's business.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from helper.errors import PodnatError
-from helper.model import Family, ResolvedPlan
+from helper.errors import ExitCode, PodnatError
+from helper.model import Family
+from helper.render.rulesets import Ruleset
 
 
 class BackendError(PodnatError):
     """The kernel refused or the backend is unusable. Nothing half-applied remains."""
 
-    exit_code = 4
+    exit_code = ExitCode.BACKEND
 
 
 @dataclass(frozen=True)
@@ -31,41 +36,27 @@ class NatRules:
 
 
 class Backend(Protocol):
-    name: str
+    """One backend, bound to the network namespace it was opened in."""
 
-    def probe(self) -> Probe:
-        """Write into the nat table (leaving nothing behind) to prove the backend works."""
-        ...
+    @property
+    def name(self) -> str: ...
 
     def nat_rules(self) -> NatRules:
         """Who keeps nat rules in this backend, in this netns (one look, no writes)."""
         ...
 
-    def render(self, resolved: ResolvedPlan) -> str:
-        """The exact ruleset `apply` would install, as text (for --dry-run and plan)."""
+    def probe(self) -> Probe:
+        """Write into the nat table (leaving nothing behind) to prove the backend works."""
         ...
 
-    def expected_listing(self, resolved: ResolvedPlan) -> str:
-        """What `listing()` returns once `resolved` is applied (what `verify` compares)."""
+    def apply(self, ruleset: Ruleset) -> str:
+        """Replace podnat's rules wholly, in one transaction; return the new listing."""
         ...
 
     def listing(self) -> str:
         """podnat's rules as the kernel holds them now; empty when there are none."""
         ...
 
-    def apply(self, resolved: ResolvedPlan) -> str:
-        """Replace podnat's rules wholly, in one transaction; return the new listing."""
-        ...
-
-    def family_drift(self, expected: str, live: str) -> str | None:
-        """When `live` differs from `expected`: a sentence naming a split between
-        address families (some hold the plan, others not), if that is the case."""
-        ...
-
     def cleanup(self) -> bool:
         """Remove everything podnat owns and nothing else; True if anything was there."""
-        ...
-
-    def close(self) -> None:
-        """Release what the backend holds (library contexts, worker processes)."""
         ...

@@ -2,8 +2,9 @@
 
 podnat owns the chains PODNAT-PREROUTING / PODNAT-OUTPUT in the nat table and
 one jump to each, first in PREROUTING / OUTPUT. libxtables serves one address
-family per process, so the first family is served in-process and the other by a
-worker (see xtables_worker). An apply is a two-phase commit: every family stages
+family per process, so each family is served by a worker of its own, started in
+the namespace (a one-shot CLI may serve its first family in-process: see
+xtables_worker). An apply is a two-phase commit: every family stages
 its whole table first (any error: nothing changed); then both commit at once, the
 worker sent its commit just before the in-process family makes its own, and if
 one commit fails the other is rolled back to what it held before.
@@ -16,13 +17,14 @@ family on the new ruleset and the other on the old. The next apply repairs that
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from helper.backends.base import BackendError, NatRules, Probe
 from helper.backends.xtables_lock import xtables_lock
-from helper.model import Family, ResolvedPlan
+from helper.model import Family
+from helper.render.rulesets import Ruleset, XtRulesets
 
 if TYPE_CHECKING:
     from helper.backends.xtables_worker import Channel
@@ -32,23 +34,43 @@ if TYPE_CHECKING:
 # most pods nft is chosen after a look at /proc alone, and they are ~15 ms of the
 # init container's start.
 
-_TABLE_NAMES = {Family.IPV4: "/proc/net/ip_tables_names", Family.IPV6: "/proc/net/ip6_tables_names"}
+# The calling thread's namespace's (/proc/net would be the main thread's).
+_TABLE_NAMES = {
+    Family.IPV4: "/proc/thread-self/net/ip_tables_names",
+    Family.IPV6: "/proc/thread-self/net/ip6_tables_names",
+}
 _FAMILIES = (Family.IPV4, Family.IPV6)
-_FAMILY_NAMES = {Family.IPV4: "IPv4", Family.IPV6: "IPv6"}
 
 
 class IptablesLegacyBackend:
     name = "iptables-legacy"
 
-    def __init__(self, lock_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        lock_path: Path | None = None,
+        *,
+        first_family_in_process: bool = False,
+        inherit_fds: tuple[int, ...] = (),
+    ) -> None:
+        """Bound to the caller thread's network namespace: workers start there.
+
+        `first_family_in_process`: this process touches no other namespace and no
+        other family's libxtables (a one-shot CLI): its first family skips a worker.
+        `inherit_fds`: the namespace lock, held by workers as long as they live.
+        """
         self._lock_path = lock_path
+        self._in_process = first_family_in_process
+        self._inherit_fds = inherit_fds
         self._channels: dict[Family, Channel] = {}
 
     def _channel(self, family: Family) -> Channel:
         if family not in self._channels:
             from helper.backends.xtables_worker import open_channel  # noqa: PLC0415 - lazy
 
-            self._channels[family] = open_channel(family)
+            in_process = self._in_process and not self._channels
+            self._channels[family] = open_channel(
+                family, in_process=in_process, inherit_fds=self._inherit_fds
+            )
         return self._channels[family]
 
     def close(self) -> None:
@@ -101,39 +123,34 @@ class IptablesLegacyBackend:
         return NatRules(own=any(o for o, _ in status), foreign=any(f for _, f in status))
 
     def _each(
-        self,
-        families: list[Family],
-        op: str,
-        resolved: ResolvedPlan | None = None,
+        self, families: list[Family], op: str, rulesets: XtRulesets | None = None
     ) -> list[dict[str, Any]]:
         """`op` for every family, concurrently; the first failure is raised."""
         replies = []
-        for reply in self._gather(families, op, resolved):
+        for reply in self._gather(families, op, rulesets):
             if isinstance(reply, BackendError):
-                raise BackendError(f"iptables-legacy: {reply}")
+                raise BackendError(f"iptables-legacy: {reply}") from reply
             replies.append(reply)
         return replies
 
     def _gather(
-        self,
-        families: list[Family],
-        op: str,
-        resolved: ResolvedPlan | None = None,
+        self, families: list[Family], op: str, rulesets: XtRulesets | None = None
     ) -> list[dict[str, Any] | BackendError]:
         """Send `op` to every family at once, then collect each reply or error."""
         if not families:  # the usual case on the nft path: nothing to load
             return []
-        from helper.backends.xtables_worker import LocalFamily, Request  # noqa: PLC0415 - lazy
+        from helper.backends.xtables_protocol import Request  # noqa: PLC0415 - lazy
+        from helper.backends.xtables_worker import LocalFamily  # noqa: PLC0415 - lazy
 
-        request = Request(op, resolved)
         channels = [self._channel(family) for family in families]
         failed: dict[int, BackendError] = {}
         # Workers first, so they run while the in-process family does its part.
         for index, channel in sorted(
             enumerate(channels), key=lambda item: isinstance(item[1], LocalFamily)
         ):
+            ruleset = rulesets.for_family(channel.family) if rulesets is not None else None
             try:
-                channel.send(request)
+                channel.send(Request(op, ruleset))
             except BackendError as err:
                 failed[index] = err
         out: list[dict[str, Any] | BackendError] = []
@@ -147,34 +164,37 @@ class IptablesLegacyBackend:
                 out.append(err)
         return out
 
-    def render(self, resolved: ResolvedPlan) -> str:
-        from helper.render import iptables  # noqa: PLC0415 - lazy
-
-        return iptables.render_text(resolved)
-
-    def expected_listing(self, resolved: ResolvedPlan) -> str:
-        from helper.render import iptables  # noqa: PLC0415 - lazy
-
-        return _listing_text(list(iptables.render_rulesets(resolved)))
-
     def listing(self) -> str:
+        from helper.render.iptables import join_listings  # noqa: PLC0415 - lazy
+
         replies = self._each(self._loaded_families(), "read")
         live: list[XtRuleset] = [reply["ruleset"] for reply in replies]
-        return _listing_text([r for r in live if r.chains or r.rules])
+        return join_listings((r.family, r.listing()) for r in live if r.chains or r.rules)
 
-    def apply(self, resolved: ResolvedPlan) -> str:
+    def apply(self, ruleset: Ruleset, before_commit: Callable[[], None] | None = None) -> str:
+        """Stage every family, then commit them together (see `_commit_all`).
+
+        `before_commit` runs between the two, under the xtables lock: the moment
+        another tool could still change a table (tests make a commit fail there).
+        """
+        if not isinstance(ruleset, XtRulesets):
+            raise TypeError(f"iptables-legacy cannot apply {type(ruleset).__name__}")
+        from helper.render.iptables import join_listings  # noqa: PLC0415 - lazy
+
         with xtables_lock(self._lock_path):
             # Families with nothing wanted still get staged: stale podnat rules go.
-            wanted = resolved.families
+            wanted = ruleset.families
             families = [f for f in _FAMILIES if f in wanted or f in self._loaded_families()]
             try:
-                replies = self._each(families, "stage", resolved)
+                replies = self._each(families, "stage", ruleset)
             except BackendError as err:
                 raise BackendError(f"{err}; nothing changed") from err
+            if before_commit is not None:
+                before_commit()
             self._commit_all(families)
         # What libiptc committed, not a read-back: decoding rules through python-iptables
         # costs ~250 µs each. `podnat verify` reads the kernel's copy back.
-        return _join_listings(
+        return join_listings(
             (family, reply["listing"]) for family, reply in zip(families, replies, strict=True)
         )
 
@@ -199,20 +219,8 @@ class IptablesLegacyBackend:
         for family in committed:
             call(self._channel(family), "rollback")
         undone = ", ".join(committed) or "nothing had changed"
-        raise BackendError(f"iptables-legacy: {failed[0]}; rolled back: {undone}")
-
-    def family_drift(self, expected: str, live: str) -> str | None:
-        """Name a family split: some families hold the plan and others do not."""
-        planned, held = _split_listing(expected), _split_listing(live)
-        same = [f for f in _FAMILIES if f in planned and planned[f] == held.get(f, "")]
-        differ = [f for f in _FAMILIES if planned.get(f, "") != held.get(f, "")]
-        if not (same and differ):
-            return None
-        return (
-            f"{_names(same)} {'holds' if len(same) == 1 else 'hold'} the planned ruleset, "
-            f"{_names(differ)} {'does' if len(differ) == 1 else 'do'} not: an interrupted "
-            "iptables-legacy apply (or a change by another tool); run apply again"
-        )
+        first = failed[0][1]
+        raise BackendError(f"iptables-legacy: {first}; rolled back: {undone}") from first
 
     def cleanup(self) -> bool:
         if not self._loaded_families():  # nothing ever wrote a legacy nat table here
@@ -223,32 +231,3 @@ class IptablesLegacyBackend:
                 reply: dict[str, Any] = self._each([family], "cleanup")[0]
                 removed = removed or bool(reply["removed"])
         return removed
-
-
-def _listing_text(rulesets: list[XtRuleset]) -> str:
-    return _join_listings((r.family, r.listing()) for r in rulesets)
-
-
-def _names(families: list[Family]) -> str:
-    return " and ".join(_FAMILY_NAMES[f] for f in families)
-
-
-def _split_listing(text: str) -> dict[Family, str]:
-    """The per-family parts of a listing `_join_listings` made (its headers split it)."""
-    from helper.render.iptables import COMMANDS  # noqa: PLC0415 - lazy
-
-    by_header = {f"# {command} -t nat": family for family, command in COMMANDS.items()}
-    parts: dict[Family, list[str]] = {}
-    current: list[str] | None = None
-    for line in text.split("\n"):
-        if line in by_header:
-            current = parts.setdefault(by_header[line], [])
-        elif current is not None:
-            current.append(line)
-    return {family: "\n".join(lines).rstrip("\n") for family, lines in parts.items()}
-
-
-def _join_listings(listings: Iterable[tuple[Family, str | None]]) -> str:
-    from helper.render.iptables import COMMANDS  # noqa: PLC0415 - lazy
-
-    return "\n".join(f"# {COMMANDS[f]} -t nat\n{text}" for f, text in listings if text)

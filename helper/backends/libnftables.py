@@ -20,19 +20,15 @@ _OUTPUT_JSON = 1 << 4  # NFT_CTX_OUTPUT_JSON
 
 
 class NftError(Exception):
-    """nft refused a command; `message` is what it printed on its error stream."""
+    """nft refused a command; `message` is what it printed on its error stream.
+
+    libnftables reports no errno, only text: callers never classify by it; they
+    look first (e.g. list the tables) where a refusal would otherwise need reading.
+    """
 
     def __init__(self, message: str) -> None:
         self.message = message.strip()
         super().__init__(self.message)
-
-    @property
-    def is_not_found(self) -> bool:
-        return "No such file or directory" in self.message
-
-    @property
-    def is_permission_denied(self) -> bool:
-        return "Operation not permitted" in self.message
 
 
 @contextmanager

@@ -7,10 +7,12 @@ from typing import Any
 
 from helper.backends.base import BackendError, NatRules, Probe
 from helper.backends.libnftables import Nft, NftError
-from helper.model import Family, ResolvedPlan
+from helper.model import Family
 from helper.render import nft as render
+from helper.render.rulesets import NftRuleset, Ruleset
 
 _log = logging.getLogger("podnat")
+_OWN_TABLE = (render.TABLE_FAMILY, render.TABLE)
 _PROBE_TABLE = "podnat_probe"
 # Adding and deleting a nat chain in one batch is a real write the kernel must
 # accept (permission, nat chain type), yet it leaves nothing behind.
@@ -22,19 +24,27 @@ _PROBE = (
 
 
 class NftBackend:
+    """One libnftables context, opened on first use in the caller's network namespace
+    (its netlink socket stays bound there): one backend per namespace operation.
+
+    `free_on_close=False` leaves the context to the process's exit: a one-shot CLI
+    saves the ~10 ms teardown; a long-lived process must free it.
+    """
+
     name = "nft"
 
-    def __init__(self, nft: Nft | None = None) -> None:
-        self._nft_instance = nft
+    def __init__(self, *, free_on_close: bool = True) -> None:
+        self._free_on_close = free_on_close
+        self._context: Nft | None = None
 
     @property
     def _nft(self) -> Nft:
-        if self._nft_instance is None:
+        if self._context is None:
             try:
-                self._nft_instance = Nft()
+                self._context = Nft()
             except NftError as err:
                 raise BackendError(f"nft: {err.message}") from err
-        return self._nft_instance
+        return self._context
 
     def probe(self) -> Probe:
         try:
@@ -48,14 +58,13 @@ class NftBackend:
         )
 
     def nat_rules(self) -> NatRules:
-        own_table = (render.TABLE_FAMILY, render.TABLE)
         try:
             ruleset = self._nft.run_json("list ruleset")
         except (NftError, BackendError):
             return NatRules(own=False, foreign=False)  # unreadable: the probe will say why
         items: list[dict[str, Any]] = ruleset.get("nftables", [])
         own = any(
-            (t["family"], t["name"]) == own_table for item in items if (t := item.get("table"))
+            (t["family"], t["name"]) == _OWN_TABLE for item in items if (t := item.get("table"))
         )
         nat_chains = {
             (c["family"], c["table"], c["name"])
@@ -64,52 +73,59 @@ class NftBackend:
         }
         foreign = any(
             (r["family"], r["table"], r["chain"]) in nat_chains
-            and (r["family"], r["table"]) != own_table
+            and (r["family"], r["table"]) != _OWN_TABLE
             for item in items
             if (r := item.get("rule"))
         )
         return NatRules(own=own, foreign=foreign)
 
-    def render(self, resolved: ResolvedPlan) -> str:
-        return render.render_transaction(resolved)
-
-    def expected_listing(self, resolved: ResolvedPlan) -> str:
-        return render.render_listing(resolved)
+    def _holds_own_table(self, doing: str) -> bool:
+        """Whether podnat's table exists: looked up, not read from an error's text."""
+        try:
+            tables = self._nft.run_json("list tables")
+        except NftError as err:
+            raise BackendError(f"nft: cannot {doing}: {err.message}") from err
+        items: list[dict[str, Any]] = tables.get("nftables", [])
+        return any(
+            (t["family"], t["name"]) == _OWN_TABLE for item in items if (t := item.get("table"))
+        )
 
     def listing(self) -> str:
+        if not self._holds_own_table("list podnat's table"):
+            return ""
+        return self._list_own()
+
+    def _list_own(self) -> str:
         try:
             return self._nft.run(f"list table {render.TABLE_FAMILY} {render.TABLE}")
         except NftError as err:
-            if err.is_not_found:
-                return ""
             raise BackendError(f"nft: cannot list podnat's table: {err.message}") from err
 
-    def apply(self, resolved: ResolvedPlan) -> str:
+    def apply(self, ruleset: Ruleset) -> str:
+        if not isinstance(ruleset, NftRuleset):
+            raise TypeError(f"nft cannot apply {type(ruleset).__name__}")
         try:
-            self._nft.run(render.render_transaction(resolved))
+            self._nft.run(ruleset.text)
         except NftError as err:
             raise BackendError(f"nft: transaction refused, nothing changed: {err.message}") from err
-        listing = self.listing()
-        if listing != render.render_listing(resolved):  # nft printing drifted from ours
+        listing = self._list_own()  # just made: no need to look for it first
+        if listing != ruleset.listing:  # nft printing drifted from ours
             _log.warning("nft lists the ruleset differently from the plan; run podnat verify")
         return listing
 
-    def family_drift(self, expected: str, live: str) -> str | None:
-        return None  # one inet table, replaced in one transaction: never split
-
-    def close(self) -> None:
-        if self._nft_instance is not None:
-            self._nft_instance.close()
-            self._nft_instance = None
-
     def cleanup(self) -> bool:
+        if not self._holds_own_table("delete podnat's table"):
+            return False
         try:
             self._nft.run(render.render_cleanup())
         except NftError as err:
-            if err.is_not_found:
-                return False
             raise BackendError(f"nft: cannot delete podnat's table: {err.message}") from err
         return True
+
+    def close(self) -> None:
+        if self._context is not None and self._free_on_close:
+            self._context.close()
+        self._context = None
 
 
 def _message(err: NftError | BackendError) -> str:

@@ -2,19 +2,21 @@
 
 libxtables keeps one address family per process: its extension registry is
 global, so a DNAT target loaded for IPv4 cannot be found again for IPv6 (and
-python-iptables' maintainer advises one family per process). So the first family
-a process touches is served in-process (`LocalFamily`), and any other family by a
-freshly started worker (`FamilyWorker`: `python -m helper.backends.xtables_worker`,
-not a fork, so its libxtables is clean whatever the parent loaded). Both take the
-same requests; a worker's run concurrently with the parent's own.
+python-iptables' maintainer advises one family per process). A family is served
+either in-process (`LocalFamily`: only where the caller says this process serves
+no other family and no other namespace, i.e. a one-shot CLI) or by a freshly
+started worker (`FamilyWorker`: `python -m helper.backends.xtables_worker`, not a
+fork, so its libxtables is clean whatever the parent loaded). Both take the same
+requests (see xtables_protocol); a worker's run concurrently with the parent's own.
 
-Requests and replies are pickles over the worker's stdin/stdout: a trusted
-channel between a process and the child it started, and much cheaper than
-JSON for a thousand rules. The worker inherits the parent's network namespace.
+A worker is started from the thread that entered the target network namespace,
+so it is born there; it serves that one namespace until it is closed.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import pickle
 import re
@@ -23,12 +25,12 @@ import sys
 from typing import TYPE_CHECKING, Any, Protocol
 
 from helper.backends.base import BackendError
-from helper.model import Family, ResolvedPlan
-from helper.netns_lock import held_descriptors
-from helper.render.iptables import render_ruleset
+from helper.backends.xtables_protocol import Failure, FailureKind, Request, checked, decoded
+from helper.model import Family
 
 if TYPE_CHECKING:
     from helper.backends.xtables_family import FamilyTable
+    from helper.render.iptables import XtRuleset
 
 
 class Channel(Protocol):
@@ -41,35 +43,16 @@ class Channel(Protocol):
     def close(self) -> None: ...
 
 
-class Request:
-    """One request for every family; pickled once, and only if a worker needs it."""
-
-    def __init__(self, op: str, resolved: ResolvedPlan | None = None) -> None:
-        self.op = op
-        self.body: dict[str, Any] = {"op": op, "resolved": resolved}
-        self._encoded: bytes | None = None
-
-    @property
-    def encoded(self) -> bytes:
-        if self._encoded is None:
-            self._encoded = pickle.dumps(self.body, protocol=pickle.HIGHEST_PROTOCOL)
-        return self._encoded
-
-
-def call(channel: Channel, op: str, resolved: ResolvedPlan | None = None) -> dict[str, Any]:
-    channel.send(Request(op, resolved))
+def call(channel: Channel, op: str) -> dict[str, Any]:
+    channel.send(Request(op))
     return channel.receive(op)
 
 
-_local_family: Family | None = None  # the family this process's libxtables serves
-
-
-def open_channel(family: Family) -> Channel:
-    global _local_family  # noqa: PLW0603 - mirrors libxtables' own process-wide state
-    if _local_family in (None, family):
-        _local_family = family
+def open_channel(family: Family, *, in_process: bool, inherit_fds: tuple[int, ...]) -> Channel:
+    """`in_process`: the caller vouches this process's libxtables serves only `family`."""
+    if in_process:
         return LocalFamily(family)
-    return FamilyWorker(family)
+    return FamilyWorker(family, inherit_fds)
 
 
 class LocalFamily:
@@ -92,10 +75,10 @@ class LocalFamily:
                 self._table = FamilyTable(self.family)
             return _handle(self._table, request)
         except Exception as err:  # python-iptables raises bare Exceptions too
-            return {"error": _readable(err)}
+            return {"failure": _failure(err)}
 
     def receive(self, op: str) -> dict[str, Any]:
-        return _checked(self.family, op, self._reply)
+        return checked(self.family, op, self._reply)
 
     def close(self) -> None:
         self._table = None
@@ -104,7 +87,7 @@ class LocalFamily:
 class FamilyWorker:
     """Another family, in a worker process of its own."""
 
-    def __init__(self, family: Family) -> None:
+    def __init__(self, family: Family, inherit_fds: tuple[int, ...]) -> None:
         self.family = family
         self._process = subprocess.Popen(
             [sys.executable, "-m", "helper.backends.xtables_worker", family.value],
@@ -113,7 +96,7 @@ class FamilyWorker:
             # The namespace lock stays held while this worker lives: killed after
             # sending it a commit, the parent must not let another podnat in before
             # that commit is done.
-            pass_fds=held_descriptors(),
+            pass_fds=inherit_fds,
         )
 
     def send(self, request: Request) -> None:
@@ -134,7 +117,7 @@ class FamilyWorker:
             raise BackendError(f"{self.family}: worker failed (exit code {code})") from None
         except OSError as err:
             raise BackendError(f"{self.family}: worker failed ({err})") from err
-        return _checked(self.family, op, reply)
+        return checked(self.family, op, reply)
 
     def close(self) -> None:
         for stream in (self._process.stdin, self._process.stdout):
@@ -143,10 +126,20 @@ class FamilyWorker:
         self._process.wait()
 
 
-def _checked(family: Family, op: str, reply: dict[str, Any]) -> dict[str, Any]:
-    if "error" in reply:
-        raise BackendError(f"{family}: {op}: {reply['error']}")
-    return reply
+def _failure(err: Exception) -> Failure:
+    if isinstance(err, OSError):
+        return Failure(FailureKind.SYSTEM, err.errno, _readable(err))
+    if type(err).__name__ == "IPTCError":  # python-iptables, not imported here
+        # libiptc set errno and python-iptables formatted it; read the number back.
+        return Failure(FailureKind.KERNEL, _c_errno() or None, _readable(err))
+    return Failure(FailureKind.INTERNAL, None, _readable(err))
+
+
+def _c_errno() -> int:
+    """This thread's C errno, as libiptc left it (python-iptables reads it the same way)."""
+    location = ctypes.CDLL(None).__errno_location
+    location.restype = ctypes.POINTER(ctypes.c_int)
+    return int(location()[0])
 
 
 def _readable(err: Exception) -> str:
@@ -164,22 +157,17 @@ def _handle(table: FamilyTable, request: dict[str, Any]) -> dict[str, Any]:
     if op == "cleanup":
         return {"removed": table.cleanup()}
     if op == "stage":
-        return _stage(table, request["resolved"])
+        return _stage(table, request["ruleset"])
     if op in ("probe", "commit", "rollback"):
         getattr(table, op)()
         return {}
-    return {"error": f"unknown op {op}"}
+    return {"failure": Failure(FailureKind.PROTOCOL, errno.EINVAL, f"unknown op {op}")}
 
 
-def _stage(table: FamilyTable, resolved: ResolvedPlan) -> dict[str, Any]:
-    # Each side renders its own family: concurrently, and a plan pickles in far
-    # less time than a thousand rendered rules.
-    if table.family not in resolved.families:
-        table.stage(None)
-        return {"listing": None}
-    ruleset = render_ruleset(resolved, table.family)
+def _stage(table: FamilyTable, ruleset: XtRuleset | None) -> dict[str, Any]:
+    # None: nothing wanted in this family, but stale podnat rules still go.
     table.stage(ruleset)
-    return {"listing": ruleset.listing()}
+    return {"listing": ruleset.listing() if ruleset is not None else None}
 
 
 def _serve(family: Family) -> None:
@@ -191,7 +179,7 @@ def _serve(family: Family) -> None:
             request = pickle.load(requests)  # noqa: S301 - our own parent
         except EOFError:
             return
-        reply = served.answer(request)
+        reply = served.answer(decoded(request))
         try:
             pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
             replies.flush()

@@ -8,6 +8,7 @@ command it replaces, and `verify` can diff it against what the kernel holds.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -18,6 +19,8 @@ OUTPUT_CHAIN = "PODNAT-OUTPUT"
 OWN_CHAINS = (PREROUTING_CHAIN, OUTPUT_CHAIN)
 HOOKS = {PREROUTING_CHAIN: "PREROUTING", OUTPUT_CHAIN: "OUTPUT"}
 COMMANDS = {Family.IPV4: "iptables", Family.IPV6: "ip6tables"}
+FAMILIES = (Family.IPV4, Family.IPV6)
+FAMILY_NAMES = {Family.IPV4: "IPv4", Family.IPV6: "IPv6"}
 
 Params = tuple[tuple[str, str], ...]
 
@@ -73,14 +76,29 @@ class XtRuleset:
 
 
 def render_rulesets(resolved: ResolvedPlan) -> tuple[XtRuleset, ...]:
-    return tuple(render_ruleset(resolved, family) for family in resolved.families)
+    """Every family's ruleset. A family's rules differ from another's only by its
+    sources, so families with the same sources (none: the usual case) share one
+    rendering: a thousand-rule plan is rendered once, not once per family."""
+    out: list[XtRuleset] = []
+    for family in resolved.families:
+        same = next(
+            (r for r in out if resolved.sources_for(r.family) == resolved.sources_for(family)),
+            None,
+        )
+        if same is not None:
+            out.append(XtRuleset(family, same.chains, same.rules))
+        else:
+            out.append(render_ruleset(resolved, family))
+    return tuple(out)
 
 
 def render_text(resolved: ResolvedPlan) -> str:
     """All families, each headed by the command it is for."""
-    parts = []
-    for ruleset in render_rulesets(resolved):
-        parts.append(f"# {COMMANDS[ruleset.family]} -t nat\n{ruleset.listing()}")
+    return rulesets_text(render_rulesets(resolved))
+
+
+def rulesets_text(rulesets: Iterable[XtRuleset]) -> str:
+    parts = [f"# {COMMANDS[r.family]} -t nat\n{r.listing()}" for r in rulesets]
     return "\n".join(parts) if parts else "# no IP family to redirect\n"
 
 
@@ -119,3 +137,40 @@ def _dnat(
         target_params=(("to-destination", to),),
         ports=ports,
     )
+
+
+def join_listings(listings: Iterable[tuple[Family, str | None]]) -> str:
+    """One listing for every family, each headed by its command (empty parts left out)."""
+    return "\n".join(f"# {COMMANDS[f]} -t nat\n{text}" for f, text in listings if text)
+
+
+def split_listing(text: str) -> dict[Family, str]:
+    """The per-family parts of a listing `join_listings` made (its headers split it)."""
+    by_header = {f"# {command} -t nat": family for family, command in COMMANDS.items()}
+    parts: dict[Family, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.split("\n"):
+        if line in by_header:
+            current = parts.setdefault(by_header[line], [])
+        elif current is not None:
+            current.append(line)
+    return {family: "\n".join(lines).rstrip("\n") for family, lines in parts.items()}
+
+
+def family_drift(expected: str, live: str) -> str | None:
+    """When `live` differs from `expected`: name a split between families (some hold
+    the plan and others do not), if that is the case."""
+    planned, held = split_listing(expected), split_listing(live)
+    same = [f for f in FAMILIES if f in planned and planned[f] == held.get(f, "")]
+    differ = [f for f in FAMILIES if planned.get(f, "") != held.get(f, "")]
+    if not (same and differ):
+        return None
+    return (
+        f"{_names(same)} {'holds' if len(same) == 1 else 'hold'} the planned ruleset, "
+        f"{_names(differ)} {'does' if len(differ) == 1 else 'do'} not: an interrupted "
+        "iptables-legacy apply (or a change by another tool); run apply again"
+    )
+
+
+def _names(families: list[Family]) -> str:
+    return " and ".join(FAMILY_NAMES[f] for f in families)

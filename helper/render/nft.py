@@ -37,12 +37,12 @@ def render_listing(resolved: ResolvedPlan) -> str:
     return f"table {TABLE_FAMILY} {TABLE} {{\n" + "\n\n".join(blocks) + "\n}\n"
 
 
+TRANSACTION_HEADER = f"add table {TABLE_FAMILY} {TABLE}\ndelete table {TABLE_FAMILY} {TABLE}\n"
+
+
 def render_transaction(resolved: ResolvedPlan) -> str:
     """One nft batch that replaces the table wholly: create-if-missing, delete, define."""
-    return (
-        f"add table {TABLE_FAMILY} {TABLE}\n"
-        f"delete table {TABLE_FAMILY} {TABLE}\n" + render_listing(resolved)
-    )
+    return TRANSACTION_HEADER + render_listing(resolved)
 
 
 def render_cleanup() -> str:

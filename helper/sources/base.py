@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from helper.errors import PodnatError
+from helper.errors import ExitCode, PodnatError
 
 # Where the kubelet mounts a pod's service-account token and the cluster CA.
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -14,7 +14,7 @@ SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 class SourceError(PodnatError):
     """The annotations could not be read (not: they were read and are invalid)."""
 
-    exit_code = 3
+    exit_code = ExitCode.SOURCE
 
 
 class AccessDeniedError(SourceError):

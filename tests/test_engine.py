@@ -1,0 +1,289 @@
+"""Every branch of the engine, in milliseconds, against fake backends (helper.testing).
+
+What the kernel does with a ruleset is proven in tests/netns and tests/reliability;
+these prove the engine's decisions: which backend, what it is given, what happens
+to the others, what is reported, and that nothing leaks between namespaces.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from helper.backends.base import BackendError
+from helper.engine import Engine, read_plan
+from helper.errors import ExitCode
+from helper.host import Target
+from helper.model import Family, RedirectPlan
+from helper.netns import NetnsError
+from helper.parse import InvalidPlanError, parse_plan
+from helper.render import nft, rulesets
+from helper.render.rulesets import NftRuleset, XtRulesets
+from helper.resolve import resolve
+from helper.testing import BOTH, STALE, FakeBackend, FakeHost
+from tests.cases import R
+
+PLAN = parse_plan({R: "4321:1234, 5353:53/udp"})
+POD_A, POD_B = Path("/run/netns/pod-a"), Path("/run/netns/pod-b")
+
+
+def backends(**legacy: object) -> tuple[FakeBackend, FakeBackend]:
+    return FakeBackend("nft"), FakeBackend("iptables-legacy", **legacy)  # type: ignore[arg-type]
+
+
+def engine_for(*fakes: FakeBackend, netns: Path | None = None) -> tuple[Engine, FakeHost]:
+    host = FakeHost({netns: fakes})
+    return Engine(host), host
+
+
+def expected(plan: RedirectPlan, backend: str) -> rulesets.Ruleset:
+    resolved = resolve(plan, global_families=BOTH, nat_families=BOTH, backend=backend).resolved
+    return rulesets.render(backend, resolved)
+
+
+# backend choice: the documented `auto` rule
+
+
+def test_auto_takes_nft_where_no_backend_holds_nat_rules() -> None:
+    fake_nft, legacy = backends()
+    engine, _ = engine_for(fake_nft, legacy)
+    outcome = engine.apply(PLAN, Target())
+    assert outcome.exit_code is ExitCode.OK
+    assert outcome.summary == "applied with nft (ipv4/ipv6): 4321:1234/tcp, 5353:53/udp"
+    assert fake_nft.applied == [expected(PLAN, "nft")]
+    assert legacy.applied == []
+    assert legacy.probes == 0  # it cannot win: not even probed
+
+
+def test_auto_keeps_the_backend_that_holds_podnats_rules() -> None:
+    fake_nft, legacy = backends(own=True)
+    engine, _ = engine_for(fake_nft, legacy)
+    assert engine.apply(PLAN, Target()).summary.startswith("applied with iptables-legacy")
+    assert legacy.applied == [expected(PLAN, "iptables-legacy")]
+    assert isinstance(legacy.applied[0], XtRulesets)
+
+
+def test_auto_takes_the_only_backend_with_other_tools_nat_rules(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake_nft, legacy = backends(foreign=True)
+    engine, _ = engine_for(fake_nft, legacy)
+    with caplog.at_level(logging.INFO, "podnat"):
+        engine.apply(PLAN, Target())
+    assert legacy.applied and not fake_nft.applied
+    why = "iptables-legacy already holds this netns's other nat rules"
+    assert f"backend iptables-legacy: {why}" in caplog.messages
+
+
+def test_auto_falls_back_to_legacy_when_nft_is_unusable() -> None:
+    fake_nft, legacy = FakeBackend("nft", usable=False), FakeBackend("iptables-legacy")
+    engine, _ = engine_for(fake_nft, legacy)
+    assert engine.apply(PLAN, Target()).summary.startswith("applied with iptables-legacy")
+
+
+def test_no_usable_backend_is_a_backend_error_naming_each() -> None:
+    engine, host = engine_for(
+        FakeBackend("nft", usable=False), FakeBackend("iptables-legacy", usable=False)
+    )
+    with pytest.raises(BackendError, match="no usable backend") as raised:
+        engine.apply(PLAN, Target())
+    assert raised.value.exit_code is ExitCode.BACKEND
+    assert host.open_sessions == 0
+
+
+def test_a_requested_backend_that_is_unusable_is_refused() -> None:
+    engine, _ = engine_for(FakeBackend("nft"), FakeBackend("iptables-legacy", usable=False))
+    with pytest.raises(BackendError, match="iptables-legacy: the fake backend was told"):
+        engine.apply(PLAN, Target(backend="iptables-legacy"))
+
+
+def test_the_backends_families_decide_what_is_rendered() -> None:
+    legacy = FakeBackend("iptables-legacy", families=frozenset({Family.IPV4}))
+    engine, _ = engine_for(FakeBackend("nft", usable=False), legacy)
+    assert "(ipv4)" in engine.apply(PLAN, Target()).summary
+    applied = legacy.applied[0]
+    assert isinstance(applied, XtRulesets)
+    assert applied.families == (Family.IPV4,)
+
+
+# stale rules in the other backend
+
+
+def test_stale_rules_in_the_other_backend_go_after_a_successful_apply(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake_nft, legacy = backends(own=True)
+    engine, _ = engine_for(fake_nft, legacy)
+    engine.apply(PLAN, Target(backend="nft"))
+    assert fake_nft.held == nft.render_listing(
+        resolve(PLAN, global_families=BOTH, nat_families=BOTH, backend="nft").resolved
+    )
+    assert legacy.held == ""
+    assert "removed stale podnat rules from the iptables-legacy backend" in caplog.messages
+
+
+# commit failure and rollback
+
+
+def test_a_refused_commit_changes_nothing_and_leaves_the_other_backend_alone() -> None:
+    fake_nft = FakeBackend("nft", fail_commits={1})
+    legacy = FakeBackend("iptables-legacy", own=True)
+    engine, host = engine_for(fake_nft, legacy)
+    with pytest.raises(BackendError, match="commit 1 refused"):
+        engine.apply(PLAN, Target(backend="nft"))
+    assert fake_nft.held == ""
+    assert legacy.held == STALE  # not removed: the new rules never landed
+    assert host.open_sessions == 0
+
+
+def test_after_a_refused_commit_the_previous_ruleset_stays_and_a_rerun_converges() -> None:
+    fake_nft = FakeBackend("nft", fail_commits={2})
+    engine, _ = engine_for(fake_nft, FakeBackend("iptables-legacy"))
+    engine.apply(PLAN, Target())
+    first = fake_nft.held
+    other = parse_plan({R: "8080:80"})
+    with pytest.raises(BackendError):
+        engine.apply(other, Target())
+    assert fake_nft.held == first
+    assert engine.verify(PLAN, Target()).exit_code is ExitCode.OK
+    engine.apply(other, Target())
+    assert engine.verify(other, Target()).exit_code is ExitCode.OK
+    assert len(fake_nft.applied) == 3
+
+
+# invalid plans
+
+
+class _Annotations:
+    def __init__(self, annotations: dict[str, str]) -> None:
+        self.annotations = annotations
+
+    def describe(self) -> str:
+        return "a test"
+
+    def read(self) -> dict[str, str]:
+        return self.annotations
+
+
+def test_an_invalid_plan_is_refused_before_any_namespace_is_touched() -> None:
+    fake_nft, legacy = backends()
+    _, host = engine_for(fake_nft, legacy)
+    with pytest.raises(InvalidPlanError) as raised:
+        read_plan(_Annotations({R: "4321:1234, 99999:1, banana"}))
+    assert raised.value.exit_code is ExitCode.INVALID
+    assert len(raised.value.lines()) == 2
+    assert host.entered == []
+
+
+def test_an_unknown_namespace_is_a_backend_error() -> None:
+    engine, host = engine_for(*backends())
+    with pytest.raises(NetnsError) as raised:
+        engine.apply(PLAN, Target(netns=Path("/run/netns/none")))
+    assert raised.value.exit_code is ExitCode.BACKEND
+    assert host.sessions == []
+
+
+# dry run, verify, cleanup: outputs are returned, never printed
+
+
+def test_dry_run_returns_the_ruleset_and_changes_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_nft, legacy = backends()
+    engine, _ = engine_for(fake_nft, legacy)
+    outcome = engine.apply(PLAN, Target(), dry_run=True)
+    ruleset = expected(PLAN, "nft")
+    assert isinstance(ruleset, NftRuleset)
+    assert (
+        outcome.output
+        == ruleset.text
+        == nft.render_transaction(
+            resolve(PLAN, global_families=BOTH, nat_families=BOTH, backend="nft").resolved
+        )
+    )
+    assert outcome.summary == "dry run: nft ruleset printed, nothing changed"
+    assert fake_nft.applied == []
+    assert capsys.readouterr().out == ""
+
+
+def test_verify_returns_the_diff_and_exit_1_on_drift(capsys: pytest.CaptureFixture[str]) -> None:
+    fake_nft, legacy = backends()
+    engine, host = engine_for(fake_nft, legacy)
+    engine.apply(PLAN, Target())
+    assert engine.verify(PLAN, Target()).summary == (
+        "verified: nft holds exactly the planned ruleset"
+    )
+    fake_nft.held = fake_nft.held.replace("4321", "4322")
+    outcome = engine.verify(PLAN, Target())
+    assert outcome.exit_code is ExitCode.DRIFT
+    assert outcome.summary == "drift: the nft ruleset differs from the plan"
+    assert "--- planned\n+++ live (nft)\n" in outcome.output
+    assert "-\t\ttcp dport 4321 dnat to :1234" in outcome.output
+    assert capsys.readouterr().out == ""
+    assert [shared for _, shared in host.sessions] == [False, True, True]  # readers share
+
+
+def test_verify_names_a_split_between_iptables_families() -> None:
+    legacy = FakeBackend("iptables-legacy", own=True)
+    engine, _ = engine_for(FakeBackend("nft"), legacy)
+    planned = expected(PLAN, "iptables-legacy")
+    assert isinstance(planned, XtRulesets)
+    ipv4 = planned.for_family(Family.IPV4)
+    assert ipv4 is not None
+    legacy.held = XtRulesets((ipv4,)).listing  # IPv6 lost its rules
+    outcome = engine.verify(PLAN, Target())
+    assert outcome.exit_code is ExitCode.DRIFT
+    assert "IPv4 holds the planned ruleset, IPv6 does not" in outcome.summary
+
+
+def test_verify_of_an_empty_plan_expects_no_rules() -> None:
+    engine, _ = engine_for(*backends())
+    assert engine.verify(RedirectPlan(redirects=()), Target()).exit_code is ExitCode.OK
+
+
+def test_cleanup_removes_from_every_backend_or_only_the_named_one() -> None:
+    fake_nft, legacy = FakeBackend("nft", own=True), FakeBackend("iptables-legacy", own=True)
+    engine, _ = engine_for(fake_nft, legacy)
+    assert engine.cleanup(Target(backend="nft")).summary == "removed podnat's rules from nft"
+    assert legacy.held == STALE
+    assert engine.cleanup(Target()).summary == "removed podnat's rules from iptables-legacy"
+    assert engine.cleanup(Target()).summary == "no podnat rules found: nothing to remove"
+
+
+# several namespaces in one process
+
+
+def test_several_namespaces_from_several_threads_each_get_their_own_plan() -> None:
+    pods: dict[Path | None, tuple[FakeBackend, ...]] = {
+        POD_A: backends(),
+        POD_B: backends(own=True),
+    }
+    host = FakeHost(pods)
+    engine = Engine(host)
+    plans = {POD_A: parse_plan({R: "1111:1"}), POD_B: parse_plan({R: "2222:2"})}
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def apply_many(path: Path) -> None:
+        start.wait()
+        try:
+            for _ in range(20):
+                engine.apply(plans[path], Target(netns=path))
+                assert engine.verify(plans[path], Target(netns=path)).exit_code is ExitCode.OK
+        except BaseException as err:  # handed to the test's thread
+            failures.append(err)
+
+    threads = [threading.Thread(target=apply_many, args=(path,)) for path in pods]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert "1111" in pods[POD_A][0].held and "2222" not in pods[POD_A][0].held
+    assert "2222" in pods[POD_B][1].held and "1111" not in pods[POD_B][1].held
+    assert {ruleset.listing for ruleset in pods[POD_A][0].applied} == {pods[POD_A][0].held}
+    assert host.entered.count(POD_A) == host.entered.count(POD_B) == 40
+    assert host.open_sessions == 0
