@@ -83,12 +83,12 @@ def timed_pair(
 
 def inside(repeat: int) -> None:
     """Runs inside the bench namespace: podnat's transaction vs the raw tools."""
-    from helper.backends.iptables_legacy import IptablesLegacyBackend  # noqa: PLC0415
-    from helper.backends.nft import NftBackend  # noqa: PLC0415
-    from helper.model import Family  # noqa: PLC0415
-    from helper.parse import parse_plan  # noqa: PLC0415
+    from helper.backends.nft.backend import NftBackend  # noqa: PLC0415
+    from helper.backends.xtables.backend import IptablesLegacyBackend  # noqa: PLC0415
+    from helper.plan.model import Family  # noqa: PLC0415
+    from helper.plan.parse import parse_plan  # noqa: PLC0415
+    from helper.plan.resolve import resolve  # noqa: PLC0415
     from helper.render import rulesets  # noqa: PLC0415
-    from helper.resolve import resolve  # noqa: PLC0415
 
     both = (Family.IPV4, Family.IPV6)
     results = []
@@ -178,8 +178,8 @@ def validation_cost(repeat: int) -> dict[str, float]:
     """Runs in a fresh process (`--validation`): ms and MB of parse_plan, largest and duplicates."""
     import tracemalloc  # noqa: PLC0415
 
-    from helper.limits import MAX_VALUE_BYTES  # noqa: PLC0415
-    from helper.parse import InvalidPlanError, parse_plan  # noqa: PLC0415
+    from helper.plan.limits import MAX_VALUE_BYTES  # noqa: PLC0415
+    from helper.plan.parse import InvalidPlanError, parse_plan  # noqa: PLC0415
 
     def cost(annotations: dict[str, str]) -> tuple[float, float]:
         def once() -> None:

@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING
 
 from helper import engine, report
 from helper.errors import ExitCode, PodnatError, exit_codes_help
-from helper.host import Target
-from helper.kernel_host import KernelHost
-from helper.model import RedirectPlan
-from helper.netns_lock import DEFAULT_TIMEOUT
-from helper.parse import InvalidPlanError
+from helper.host.base import Target
+from helper.host.kernel import KernelHost
+from helper.plan.model import RedirectPlan
+from helper.plan.parse import InvalidPlanError
 from helper.sources.base import EventSink, SourceError
 from helper.sources.select import Selected, add_source_arguments, select_source
+from helper.system.netns_lock import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
-    from helper.inject import InjectConfig
+    from helper.admission.inject import InjectConfig
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "inject":
             outcome = _inject(args, log)
         elif args.command == "webhook":
-            from helper.webhook import Limits, serve  # noqa: PLC0415 - only this command serves
+            from helper.admission.server import Limits, serve  # noqa: PLC0415 - only this command serves
 
             limits = Limits(args.header_timeout, args.body_timeout, args.idle_timeout)
             serve(_inject_config(args), args.host, args.port, args.cert, args.key, limits=limits)
@@ -102,7 +102,7 @@ def _target(args: argparse.Namespace) -> Target:
 
 def _inject(args: argparse.Namespace, log: logging.Logger) -> engine.Outcome:
     # ruamel.yaml (tens of ms to import) comes with these: never on the apply path.
-    from helper.inject_stream import Refused, inject_stream  # noqa: PLC0415
+    from helper.admission.inject_stream import Refused, inject_stream  # noqa: PLC0415
 
     where = "stdin" if args.filename == "-" else args.filename
     try:
@@ -128,7 +128,7 @@ def _inject(args: argparse.Namespace, log: logging.Logger) -> engine.Outcome:
 
 
 def _inject_config(args: argparse.Namespace) -> InjectConfig:
-    from helper.inject import InjectConfig  # noqa: PLC0415 - not on the apply path
+    from helper.admission.inject import InjectConfig  # noqa: PLC0415 - not on the apply path
 
     return InjectConfig(args.image, args.pull_policy, args.backend, args.run_as_user)
 
@@ -228,7 +228,7 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
             help="exit 0 if the live rules equal the plan, else 1 and a diff",
         )
     if only in (None, "inject", "webhook"):
-        from helper.inject import InjectConfig  # noqa: PLC0415 - not on the apply path
+        from helper.admission.inject import InjectConfig  # noqa: PLC0415 - not on the apply path
 
         injected = argparse.ArgumentParser(add_help=False)
         injected.add_argument("--image", default=InjectConfig.image, help="the podnat image")

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from helper.backends.select import Selection, select
 from helper.errors import ExitCode
-from helper.host import Host, Session, Target
-from helper.model import RedirectPlan, ResolvedPlan
-from helper.parse import parse_plan
+from helper.host.base import Host, Session, Target
+from helper.plan.model import RedirectPlan, ResolvedPlan
+from helper.plan.parse import parse_plan
+from helper.plan.resolve import ALL_FAMILIES, resolve
 from helper.render import rulesets
-from helper.resolve import ALL_FAMILIES, resolve
 from helper.sources.base import AnnotationSource
 
 BACKEND_CHOICES = ("auto", rulesets.NFT, rulesets.IPTABLES_LEGACY)
@@ -50,7 +50,7 @@ class Engine:
 
     def __init__(self, host: Host | None = None) -> None:
         if host is None:
-            from helper.kernel_host import KernelHost  # noqa: PLC0415 - the real machine
+            from helper.host.kernel import KernelHost  # noqa: PLC0415 - the real machine
 
             host = KernelHost()
         self._host = host

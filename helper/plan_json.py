@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import TypeAdapter
 
-from helper.model import RedirectPlan
+from helper.plan.model import RedirectPlan
 
 _ADAPTER: TypeAdapter[RedirectPlan] = TypeAdapter(RedirectPlan)
 

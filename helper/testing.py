@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from helper.backends.base import BackendError, NatRules, Probe
-from helper.host import Session, Target
-from helper.model import Family
-from helper.netns import NetnsError
+from helper.host.base import Session, Target
+from helper.plan.model import Family
 from helper.render.rulesets import Ruleset
+from helper.system.netns import NetnsError
 
 T = TypeVar("T")
 BOTH = frozenset({Family.IPV4, Family.IPV6})

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from helper.admission import MAX_MESSAGE, BadReview, json_patch, review
+from helper.admission.inject import INIT_NAME, InjectConfig, mutate
+from helper.admission.review import MAX_MESSAGE, BadReview, json_patch, review
 from helper.errors import ManifestError
-from helper.inject import INIT_NAME, InjectConfig, mutate
 from tests.cases import R
 
 CONFIG = InjectConfig(image="podnat:test")
@@ -233,7 +233,7 @@ def test_a_manifest_error_from_the_mutation_is_a_bad_request(
     def unreadable(obj: dict[str, Any], config: InjectConfig) -> dict[str, Any]:
         raise ManifestError("Pod web: spec.template is not an object")
 
-    monkeypatch.setattr("helper.admission.mutate", unreadable)
+    monkeypatch.setattr("helper.admission.review.mutate", unreadable)
     with pytest.raises(BadReview, match=r"spec\.template is not an object"):
         review(admission_review(pod({R: "1:2"})), CONFIG)
 

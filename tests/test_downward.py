@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helper.limits import MAX_DOWNWARD_FILE_BYTES
+from helper.plan.limits import MAX_DOWNWARD_FILE_BYTES
 from helper.sources.base import SourceError
 from helper.sources.downward import DownwardFileSource, parse_annotations_file
 

@@ -16,13 +16,13 @@ import pytest
 from helper.backends.base import BackendError
 from helper.engine import Engine, read_plan
 from helper.errors import ExitCode
-from helper.host import Target
-from helper.model import Family, RedirectPlan
-from helper.netns import NetnsError
-from helper.parse import InvalidPlanError, parse_plan
+from helper.host.base import Target
+from helper.plan.model import Family, RedirectPlan
+from helper.plan.parse import InvalidPlanError, parse_plan
+from helper.plan.resolve import resolve
 from helper.render import nft, rulesets
 from helper.render.rulesets import NftRuleset, XtRulesets
-from helper.resolve import resolve
+from helper.system.netns import NetnsError
 from helper.testing import BOTH, STALE, FakeBackend, FakeHost
 from tests.cases import R
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from helper.admission.inject import Denied
 from helper.backends.base import BackendError
 from helper.errors import ExitCode, ManifestError, exit_codes_help
-from helper.inject import Denied
-from helper.parse import InvalidPlanError
+from helper.plan.parse import InvalidPlanError
 from helper.sources.base import SourceError
 from tests.netns.podnat import cli
 

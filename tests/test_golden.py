@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helper.engine import resolve_offline
-from helper.parse import parse_plan
+from helper.plan.parse import parse_plan
 from helper.render import iptables, nft
 from tests.cases import CASES
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from helper.inject import INIT_NAME, Denied, InjectConfig, mutate
+from helper.admission.inject import INIT_NAME, Denied, InjectConfig, mutate
 from tests.cases import R
 from tests.netns.podnat import cli
 

@@ -9,9 +9,9 @@ import textwrap
 
 import pytest
 
+from helper.admission.inject import InjectConfig
+from helper.admission.inject_stream import Refused, inject_stream
 from helper.errors import ManifestError
-from helper.inject import InjectConfig
-from helper.inject_stream import Refused, inject_stream
 from tests.netns.podnat import REPO, cli
 
 
@@ -227,8 +227,8 @@ def test_the_apply_path_never_imports_ruamel() -> None:
         "from helper import cli\n"
         "code = cli.main(['apply', '--dry-run', '--source', 'file', '--annotations-file', "
         "'/nonexistent'])\n"
-        "assert not [m for m in sys.modules if m.startswith(('ruamel', 'helper.manifests', "
-        "'helper.inject'))], sorted(sys.modules)\n"
+        "assert not [m for m in sys.modules if m.startswith(('ruamel', "
+        "'helper.admission.manifests', 'helper.admission.inject'))], sorted(sys.modules)\n"
         "print('exit', code)\n"
     )
     done = subprocess.run(

@@ -7,7 +7,7 @@ import sys
 
 CHECK = """
 import sys
-from helper.backends.iptc_loader import load_iptc
+from helper.backends.xtables.iptc_loader import load_iptc
 iptc = load_iptc()
 assert iptc.Rule and iptc.Table6
 slow_roots = ("distutils", "pkg_resources", "setuptools")
@@ -24,7 +24,7 @@ def test_loading_python_iptables_imports_no_distutils_or_pkg_resources() -> None
 def test_the_xtables_env_points_at_existing_files() -> None:
     from pathlib import Path  # noqa: PLC0415
 
-    from helper.backends.iptc_loader import xtables_env  # noqa: PLC0415
+    from helper.backends.xtables.iptc_loader import xtables_env  # noqa: PLC0415
 
     env = xtables_env()
     assert Path(env["XTABLES_LIBDIR"], "libxt_NAT.so").exists()

@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from helper.model import FamilyMode, PortRange, Proto, Redirect, RedirectKind
-from helper.parse import InvalidPlanError, parse_plan
+from helper.plan.model import FamilyMode, PortRange, Proto, Redirect, RedirectKind
+from helper.plan.parse import InvalidPlanError, parse_plan
 from tests.cases import F, L, R, S
 
 

@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helper.limits import (
+from helper.plan.limits import (
     MAX_ITEM_CHARS,
     MAX_REDIRECT_ITEMS,
     MAX_SOURCE_ITEMS,
     MAX_VALUE_BYTES,
 )
-from helper.model import PortRange
-from helper.parse import InvalidPlanError, parse_plan
+from helper.plan.model import PortRange
+from helper.plan.parse import InvalidPlanError, parse_plan
 from tests.cases import L, R, S
 
 

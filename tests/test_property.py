@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helper.annotations import to_annotations
-from helper.model import FamilyMode, PortRange, Proto, Redirect, RedirectPlan
-from helper.parse import InvalidPlanError, parse_plan
+from helper.plan.annotations import to_annotations
+from helper.plan.model import FamilyMode, PortRange, Proto, Redirect, RedirectPlan
+from helper.plan.parse import InvalidPlanError, parse_plan
 from helper.plan_json import dump_plan, load_plan
 from tests.cases import F, L, R, S
 

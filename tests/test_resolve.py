@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from helper.model import Family
-from helper.parse import parse_plan
-from helper.resolve import FamilyUnavailableError, resolve
+from helper.plan.model import Family
+from helper.plan.parse import parse_plan
+from helper.plan.resolve import FamilyUnavailableError, resolve
 from tests.cases import F, R, S
 
 BOTH = (Family.IPV4, Family.IPV6)

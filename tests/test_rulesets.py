@@ -7,11 +7,11 @@ import pickle
 
 import pytest
 
-from helper.backends.xtables_protocol import Request, decoded
-from helper.model import Family
-from helper.parse import parse_plan
+from helper.backends.xtables.protocol import Request, decoded
+from helper.plan.model import Family
+from helper.plan.parse import parse_plan
+from helper.plan.resolve import resolve
 from helper.render import iptables, nft, rulesets
-from helper.resolve import resolve
 from tests.cases import CASES
 
 BOTH = (Family.IPV4, Family.IPV6)

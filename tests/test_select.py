@@ -6,7 +6,7 @@ import pytest
 
 from helper.backends.base import BackendError, Probe
 from helper.backends.select import Observation, choose
-from helper.model import Family
+from helper.plan.model import Family
 
 WORKS = Probe(True, "ok", frozenset({Family.IPV4}))
 FAILS = Probe(False, "nat table does not exist")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from helper.errors import ExitCode, PodnatError
-from helper.model import Family
+from helper.plan.model import Family
 from helper.render.rulesets import Ruleset
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from helper.model import Family, IPNetwork, Redirect, RedirectKind, ResolvedPlan
+from helper.plan.model import Family, IPNetwork, Redirect, RedirectKind, ResolvedPlan
 
 PREROUTING_CHAIN = "PODNAT-PREROUTING"
 OUTPUT_CHAIN = "PODNAT-OUTPUT"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from helper.model import Family, IPNetwork, Redirect, RedirectKind, ResolvedPlan
+from helper.plan.model import Family, IPNetwork, Redirect, RedirectKind, ResolvedPlan
 
 TABLE_FAMILY = "inet"
 TABLE = "podnat"

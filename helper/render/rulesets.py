@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from helper.model import Family, ResolvedPlan
+from helper.plan.model import Family, ResolvedPlan
 from helper.render import nft
 
 if TYPE_CHECKING:

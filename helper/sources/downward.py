@@ -14,7 +14,7 @@ import re
 import stat
 from pathlib import Path
 
-from helper.limits import MAX_DOWNWARD_FILE_BYTES, shown
+from helper.plan.limits import MAX_DOWNWARD_FILE_BYTES, shown
 from helper.sources.base import SourceError
 
 DEFAULT_PATH = Path("/etc/podinfo/annotations")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from helper.manifests import read_documents
+from helper.admission.manifests import read_documents
 
 REPO = Path(__file__).resolve().parents[2]
 Obj = dict[str, Any]

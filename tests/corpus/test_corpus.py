@@ -13,9 +13,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from helper.inject import INIT_NAME, VOLUME_NAME
-from helper.manifests import read_documents, write_documents
-from helper.pod_templates import pod_template
+from helper.admission.inject import INIT_NAME, VOLUME_NAME
+from helper.admission.manifests import read_documents, write_documents
+from helper.admission.pod_templates import pod_template
 from tests.corpus.conftest import FIGURES
 from tests.corpus.kubectl import DryRun, Kubectl, Obj, objects_of
 from tests.netns.podnat import cli

@@ -14,12 +14,12 @@ import sys
 import tempfile
 
 from helper.backends.base import BackendError
-from helper.backends.iptables_legacy import IptablesLegacyBackend
-from helper.backends.xtables_protocol import WorkerError
-from helper.model import Family
-from helper.parse import parse_plan
+from helper.backends.xtables.backend import IptablesLegacyBackend
+from helper.backends.xtables.protocol import WorkerError
+from helper.plan.model import Family
+from helper.plan.parse import parse_plan
+from helper.plan.resolve import resolve
 from helper.render.rulesets import render
-from helper.resolve import resolve
 
 BOTH = (Family.IPV4, Family.IPV6)
 FOREIGN_CHANGE = (

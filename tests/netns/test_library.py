@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from helper.addresses import global_families
 from helper.engine import Engine
 from helper.errors import ExitCode
-from helper.host import Target
-from helper.parse import parse_plan
+from helper.host.base import Target
+from helper.plan.parse import parse_plan
+from helper.system.addresses import global_families
 from tests.cases import R
 from tests.lab import Lab, Netns, sh
 from tests.netns.podnat import nat_dump

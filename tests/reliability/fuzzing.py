@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from helper.annotations import to_annotations
-from helper.limits import MAX_VALUE_BYTES
-from helper.model import FamilyMode, PortRange, Proto, Redirect, RedirectPlan
+from helper.plan.annotations import to_annotations
+from helper.plan.limits import MAX_VALUE_BYTES
+from helper.plan.model import FamilyMode, PortRange, Proto, Redirect, RedirectPlan
 from tests.cases import CASES, F, L, R, S
 
 KEYS = [R, S, L, F]

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from helper.annotations import to_annotations
-from helper.parse import InvalidPlanError, parse_plan
+from helper.plan.annotations import to_annotations
+from helper.plan.parse import InvalidPlanError, parse_plan
 from helper.sources.base import SourceError
 from helper.sources.downward import DownwardFileSource, parse_annotations_bytes
 from tests.lab import Netns, sh

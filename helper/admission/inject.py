@@ -12,10 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from helper.annotations import PREFIX, REDIRECT
-from helper.errors import ExitCode, PodnatError
-from helper.parse import InvalidPlanError, parse_plan
-from helper.pod_templates import (
+from helper.admission.pod_templates import (
     Obj,
     kind_of,
     list_of_mappings,
@@ -24,6 +21,9 @@ from helper.pod_templates import (
     pod_template,
     template_path,
 )
+from helper.errors import ExitCode, PodnatError
+from helper.plan.annotations import PREFIX, REDIRECT
+from helper.plan.parse import InvalidPlanError, parse_plan
 
 INIT_NAME = "podnat-init"
 VOLUME_NAME = "podnat-podinfo"

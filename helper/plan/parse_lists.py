@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from helper import annotations as keys
-from helper.limits import MAX_ITEM_CHARS, MAX_SOURCE_ITEMS, MAX_VALUE_BYTES, utf8_size
-from helper.model import IPNetwork
-from helper.problems import Problem
+from helper.plan import annotations as keys
+from helper.plan.limits import MAX_ITEM_CHARS, MAX_SOURCE_ITEMS, MAX_VALUE_BYTES, utf8_size
+from helper.plan.model import IPNetwork
+from helper.plan.problems import Problem
 
 
 def within_size(raw: str, annotation: str, problems: list[Problem]) -> bool:

@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
+from helper.admission.inject import Denied, InjectConfig, mutate
 from helper.errors import ManifestError
-from helper.inject import Denied, InjectConfig, mutate
 
 API_VERSION = "admission.k8s.io/v1"
 MAX_MESSAGE = 4096  # characters of a denial or a 400: a hostile pod must not make it large

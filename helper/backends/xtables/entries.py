@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from helper.model import Family
+from helper.plan.model import Family
 from helper.render.iptables import XtRule
 
 _HEADER = 32  # sizeof(struct xt_entry_match) == sizeof(struct xt_entry_target)

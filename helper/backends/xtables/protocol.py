@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from helper.backends.base import BackendError
-from helper.model import Family
+from helper.plan.model import Family
 from helper.render.iptables import XtMatch, XtRule, XtRuleset
 
 

@@ -8,13 +8,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from helper.addresses import global_families
-from helper.backends.iptables_legacy import IptablesLegacyBackend
-from helper.backends.nft import NftBackend
-from helper.host import Session, Target
-from helper.netns import entered, run_inside
-from helper.netns_lock import namespace_lock
-from helper.privileges import raise_permitted
+from helper.backends.nft.backend import NftBackend
+from helper.backends.xtables.backend import IptablesLegacyBackend
+from helper.host.base import Session, Target
+from helper.system.addresses import global_families
+from helper.system.netns import entered, run_inside
+from helper.system.netns_lock import namespace_lock
+from helper.system.privileges import raise_permitted
 
 T = TypeVar("T")
 

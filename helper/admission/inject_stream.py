@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from helper.annotations import PREFIX
+from helper.admission.inject import Denied, InjectConfig, NotAString, misplaced_annotations, mutate
+from helper.admission.manifests import Document, go_yaml_reads_as, read_documents, write_documents
+from helper.admission.pod_templates import Obj, kind_of, list_of_mappings, pod_template
 from helper.errors import ExitCode, ManifestError, PodnatError
-from helper.inject import Denied, InjectConfig, NotAString, misplaced_annotations, mutate
-from helper.manifests import Document, go_yaml_reads_as, read_documents, write_documents
-from helper.parse import MAX_REPORTED_PROBLEMS
-from helper.pod_templates import Obj, kind_of, list_of_mappings, pod_template
+from helper.plan.annotations import PREFIX
+from helper.plan.parse import MAX_REPORTED_PROBLEMS
 
 
 @dataclass

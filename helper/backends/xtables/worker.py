@@ -5,9 +5,9 @@ global, so a DNAT target loaded for IPv4 cannot be found again for IPv6 (and
 python-iptables' maintainer advises one family per process). A family is served
 either in-process (`LocalFamily`: only where the caller says this process serves
 no other family and no other namespace, i.e. a one-shot CLI) or by a freshly
-started worker (`FamilyWorker`: `python -m helper.backends.xtables_worker`, not a
+started worker (`FamilyWorker`: `python -m helper.backends.xtables.worker`, not a
 fork, so its libxtables is clean whatever the parent loaded). Both take the same
-requests (see xtables_protocol); a worker's run concurrently with the parent's own.
+requests (see xtables.protocol); a worker's run concurrently with the parent's own.
 
 A worker is started from the thread that entered the target network namespace,
 so it is born there; it serves that one namespace until it is closed.
@@ -25,11 +25,11 @@ import sys
 from typing import TYPE_CHECKING, Any, Protocol
 
 from helper.backends.base import BackendError
-from helper.backends.xtables_protocol import Failure, FailureKind, Request, checked, decoded
-from helper.model import Family
+from helper.backends.xtables.protocol import Failure, FailureKind, Request, checked, decoded
+from helper.plan.model import Family
 
 if TYPE_CHECKING:
-    from helper.backends.xtables_family import FamilyTable
+    from helper.backends.xtables.family import FamilyTable
     from helper.render.iptables import XtRuleset
 
 
@@ -70,7 +70,7 @@ class LocalFamily:
         """Run one request; every failure becomes an error reply."""
         try:
             if self._table is None:
-                from helper.backends.xtables_family import FamilyTable  # noqa: PLC0415
+                from helper.backends.xtables.family import FamilyTable  # noqa: PLC0415
 
                 self._table = FamilyTable(self.family)
             return _handle(self._table, request)
@@ -90,7 +90,7 @@ class FamilyWorker:
     def __init__(self, family: Family, inherit_fds: tuple[int, ...]) -> None:
         self.family = family
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "helper.backends.xtables_worker", family.value],
+            [sys.executable, "-m", "helper.backends.xtables.worker", family.value],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             # The namespace lock stays held while this worker lives: killed after
@@ -189,7 +189,7 @@ def _serve(family: Family) -> None:
 
 
 if __name__ == "__main__":
-    from helper.privileges import raise_permitted  # the worker's exec: caps again
+    from helper.system.privileges import raise_permitted  # the worker's exec: caps again
 
     raise_permitted()
     _serve(Family(sys.argv[1]))

@@ -6,8 +6,8 @@ import logging
 from typing import Any
 
 from helper.backends.base import BackendError, NatRules, Probe
-from helper.backends.libnftables import Nft, NftError
-from helper.model import Family
+from helper.backends.nft.libnftables import Nft, NftError
+from helper.plan.model import Family
 from helper.render import nft as render
 from helper.render.rulesets import NftRuleset, Ruleset
 

@@ -4,7 +4,7 @@ podnat owns the chains PODNAT-PREROUTING / PODNAT-OUTPUT in the nat table and
 one jump to each, first in PREROUTING / OUTPUT. libxtables serves one address
 family per process, so each family is served by a worker of its own, started in
 the namespace (a one-shot CLI may serve its first family in-process: see
-xtables_worker). An apply is a two-phase commit: every family stages
+xtables.worker). An apply is a two-phase commit: every family stages
 its whole table first (any error: nothing changed); then both commit at once, the
 worker sent its commit just before the in-process family makes its own, and if
 one commit fails the other is rolled back to what it held before.
@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from helper.backends.base import BackendError, NatRules, Probe
-from helper.backends.xtables_lock import xtables_lock
-from helper.model import Family
+from helper.backends.xtables.lock import xtables_lock
+from helper.plan.model import Family
 from helper.render.rulesets import Ruleset, XtRulesets
 
 if TYPE_CHECKING:
-    from helper.backends.xtables_worker import Channel
+    from helper.backends.xtables.worker import Channel
     from helper.render.iptables import XtRuleset
 
-# xtables_worker and render.iptables are imported on first use ("lazy" below): in
+# xtables.worker and render.iptables are imported on first use ("lazy" below): in
 # most pods nft is chosen after a look at /proc alone, and they are ~15 ms of the
 # init container's start.
 
@@ -65,7 +65,7 @@ class IptablesLegacyBackend:
 
     def _channel(self, family: Family) -> Channel:
         if family not in self._channels:
-            from helper.backends.xtables_worker import open_channel  # noqa: PLC0415 - lazy
+            from helper.backends.xtables.worker import open_channel  # noqa: PLC0415 - lazy
 
             in_process = self._in_process and not self._channels
             self._channels[family] = open_channel(
@@ -139,8 +139,8 @@ class IptablesLegacyBackend:
         """Send `op` to every family at once, then collect each reply or error."""
         if not families:  # the usual case on the nft path: nothing to load
             return []
-        from helper.backends.xtables_protocol import Request  # noqa: PLC0415 - lazy
-        from helper.backends.xtables_worker import LocalFamily  # noqa: PLC0415 - lazy
+        from helper.backends.xtables.protocol import Request  # noqa: PLC0415 - lazy
+        from helper.backends.xtables.worker import LocalFamily  # noqa: PLC0415 - lazy
 
         channels = [self._channel(family) for family in families]
         failed: dict[int, BackendError] = {}
@@ -207,7 +207,7 @@ class IptablesLegacyBackend:
         even if this process is killed right after (it holds the namespace lock
         until it exits).
         """
-        from helper.backends.xtables_worker import call  # noqa: PLC0415 - lazy
+        from helper.backends.xtables.worker import call  # noqa: PLC0415 - lazy
 
         replies = self._gather(families, "commit")
         failed = [

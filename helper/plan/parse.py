@@ -8,7 +8,7 @@ Grammar of `podnat.io/redirect` (whitespace around items is ignored):
     port   = 1*5DIGIT                     ; 1-65535
     proto  = "tcp" / "udp" / "sctp"       ; default tcp, case-insensitive
 
-Bounded (helper.limits): each value at most 64 KiB, 2,000 redirect items,
+Bounded (helper.plan.limits): each value at most 64 KiB, 2,000 redirect items,
 1,000 source items, 100 characters an item; one sort and sweep finds overlaps.
 """
 
@@ -19,9 +19,9 @@ import re
 from collections.abc import Callable
 from typing import TypeVar
 
-from helper import annotations as keys
-from helper.limits import MAX_ITEM_CHARS, MAX_REDIRECT_ITEMS, shown
-from helper.model import (
+from helper.plan import annotations as keys
+from helper.plan.limits import MAX_ITEM_CHARS, MAX_REDIRECT_ITEMS, shown
+from helper.plan.model import (
     PORT_MAX,
     PORT_MIN,
     FamilyMode,
@@ -30,8 +30,8 @@ from helper.model import (
     Redirect,
     RedirectPlan,
 )
-from helper.parse_lists import parse_sources, split_items, within_size
-from helper.problems import MAX_REPORTED_PROBLEMS, InvalidPlanError, Problem
+from helper.plan.parse_lists import parse_sources, split_items, within_size
+from helper.plan.problems import MAX_REPORTED_PROBLEMS, InvalidPlanError, Problem
 
 _ITEM = re.compile(r"(?P<from>[^:/]*):(?P<to>[^:/]*)(?:/(?P<proto>.*))?", re.DOTALL)
 _PORTS = re.compile(r"(?P<first>[0-9]+)(?:-(?P<last>[0-9]+))?")

@@ -1,13 +1,13 @@
 """`podnat webhook`: the mutating admission webhook's HTTPS server.
 
 A plain ASGI app served by uvicorn. POST /mutate takes AdmissionReview v1 (the
-decision is helper.admission's); /healthz, /readyz and /metrics (Prometheus) are
+decision is helper.admission.review's); /healthz, /readyz and /metrics (Prometheus) are
 for probes and scraping. The TLS certificate and key are reloaded into the live
 SSL context when their files change (cert-manager and the chart rotate them), so
 new connections get the new certificate without a restart.
 
 Every client gets a bounded answer: its handshake and headers a deadline
-(helper.deadlines), its body another, an idle connection a third. The decision runs
+(helper.admission.deadlines), its body another, an idle connection a third. The decision runs
 in a small pool of worker threads, so a heavy review never stalls the probes; a
 client's input never puts a traceback in the log.
 """
@@ -32,8 +32,8 @@ from prometheus_client import (
     generate_latest,
 )
 
-from helper.admission import BadReview, review
-from helper.inject import InjectConfig
+from helper.admission.inject import InjectConfig
+from helper.admission.review import BadReview, review
 
 MAX_BODY = 3 * 1024 * 1024  # the API server sends at most ~3 MiB objects
 _log = logging.getLogger("podnat")
@@ -221,7 +221,7 @@ def serve(
 ) -> None:
     import uvicorn  # noqa: PLC0415 - only the webhook needs a server
 
-    from helper.deadlines import (  # noqa: PLC0415 - imports uvicorn
+    from helper.admission.deadlines import (  # noqa: PLC0415 - imports uvicorn
         HandshakeDeadlineLoop,
         header_deadline_protocol,
     )

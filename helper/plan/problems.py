@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from helper.errors import ExitCode, PodnatError
-from helper.limits import shown
+from helper.plan.limits import shown
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from helper.annotations import FAMILIES, SOURCES
 from helper.errors import ExitCode, PodnatError
-from helper.model import Family, FamilyMode, RedirectPlan, ResolvedPlan
+from helper.plan.annotations import FAMILIES, SOURCES
+from helper.plan.model import Family, FamilyMode, RedirectPlan, ResolvedPlan
 
 ALL_FAMILIES = (Family.IPV4, Family.IPV6)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helper.model import FamilyMode, RedirectPlan
+from helper.plan.model import FamilyMode, RedirectPlan
 
 PREFIX = "podnat.io/"
 REDIRECT = PREFIX + "redirect"

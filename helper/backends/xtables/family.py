@@ -1,6 +1,6 @@
 """One IP family's nat table through python-iptables: read, stage, commit, roll back.
 
-Runs inside a per-family worker process (see xtables_worker): libxtables keeps
+Runs inside a per-family worker process (see xtables.worker): libxtables keeps
 one address family per process, and python-iptables' maintainer advises one
 family per process, so IPv4 and IPv6 never share one.
 """
@@ -12,9 +12,9 @@ import ipaddress
 from types import ModuleType
 from typing import Any
 
-from helper.backends.iptc_loader import load_iptc
-from helper.backends.xtables_entries import EntryFactory, build_rule
-from helper.model import Family
+from helper.backends.xtables.entries import EntryFactory, build_rule
+from helper.backends.xtables.iptc_loader import load_iptc
+from helper.plan.model import Family
 from helper.render import iptables as render
 from helper.render.iptables import XtMatch, XtRule, XtRuleset
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from helper.model import Family
+from helper.plan.model import Family
 
 PROC_NET = Path("/proc/thread-self/net")
 

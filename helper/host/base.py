@@ -1,5 +1,5 @@
 """What the engine needs from the machine, as an interface: the real one is
-`helper.kernel_host.KernelHost`; `helper.testing.FakeHost` stands in for it in
+`helper.host.kernel.KernelHost`; `helper.testing.FakeHost` stands in for it in
 millisecond tests of the engine's branches."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import NamedTuple, Protocol, TypeVar
 
 from helper.backends.base import Backend
-from helper.model import Family
-from helper.netns_lock import DEFAULT_TIMEOUT
+from helper.plan.model import Family
+from helper.system.netns_lock import DEFAULT_TIMEOUT
 
 T = TypeVar("T")
 
