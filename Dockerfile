@@ -1,11 +1,11 @@
 # podnat: one image for the init container (`podnat apply`) and the webhook (`podnat webhook`).
-# CI builds it offline with BASE_IMAGE set to a debootstrap-made Debian (hack/images.sh);
+# CI builds it offline with BASE_IMAGE set to a debootstrap-made Debian (hack/env/images.sh);
 # any Debian bookworm image with python3 (or the official slim one) works.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
 WORKDIR /src
-# pyproject.toml, README.md, helper/ and, when hack/images.sh made one, build/wheels/:
+# pyproject.toml, README.md, helper/ and, when hack/env/images.sh made one, build/wheels/:
 # a wheelhouse built on the host, so an offline build needs no index (.dockerignore).
 COPY . ./
 # --copies: a python binary of our own, so the file capabilities below are on it alone.

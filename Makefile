@@ -22,31 +22,31 @@ help:
 	@echo "make test-e2e    real pods on the offline kind cluster (built here, cached)"
 	@echo "make e2e-cluster-up / e2e-cluster-down   that cluster, for you (see README)"
 	@echo "make bench       apply latency and cold start against raw nft / iptables-restore"
-	@echo "make tools       build the pinned Kubernetes tools (hack/tools/go.mod) into ~/.cache"
+	@echo "make tools       build the pinned Kubernetes tools (hack/env/tools/go.mod) into ~/.cache"
 	@echo "make cluster-up  a local etcd + kube-apiserver; prints an admin kubeconfig"
 
 deps:
-	@hack/deps.sh
+	@hack/env/deps.sh
 
 venv:
-	@hack/venv.sh > $(VENV_STAMP)
+	@hack/env/venv.sh > $(VENV_STAMP)
 
 tools:
-	@hack/tools.sh build
+	@hack/env/tools.sh build
 
 # What make test and make bench use; the rest of `make tools` is for later tiers.
 tools-test:
-	@hack/tools.sh build kube-apiserver etcd kubectl helm
+	@hack/env/tools.sh build kube-apiserver etcd kubectl helm
 
 cluster-up: venv tools-test
-	@$(PY) hack/controlplane.py up
+	@$(PY) -m tests.kit.controlplane up
 
 cluster-down: venv
-	@$(PY) hack/controlplane.py down
+	@$(PY) -m tests.kit.controlplane down
 
 lint: venv
-	$(BIN)/ruff check helper tests hack
-	$(BIN)/ruff format --check helper tests hack
+	$(BIN)/ruff check helper tests
+	$(BIN)/ruff format --check helper tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -79,20 +79,20 @@ test-e2e: deps venv
 	$(BIN)/pytest -q -m e2e
 
 e2e-cluster-up: deps
-	@hack/e2e-cluster.sh up
+	@hack/cluster/e2e-cluster.sh up
 
 e2e-cluster-down:
-	@hack/e2e-cluster.sh down
+	@hack/cluster/e2e-cluster.sh down
 
 test: deps venv lint tools-test
 	$(BIN)/pytest -q -m "not corpus"
 
 demo: deps venv
-	$(PY) hack/demo.py
+	$(PY) -m tests.kit.demo
 
 bench: deps venv tools-test
-	@status=0; $(PY) hack/bench.py || status=1; $(PY) hack/bench_admission.py || status=1; \
-	$(PY) hack/bench_cluster.py || status=1; exit $$status
+	@status=0; $(PY) -m tests.bench.apply || status=1; $(PY) -m tests.bench.admission || status=1; \
+	$(PY) -m tests.bench.cluster || status=1; exit $$status
 
 clean:
 	rm -rf $(VENV_STAMP) *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,16 +1,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-# hack/ holds helpers the tests share with the benchmarks (testbed, controlplane).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hack"))
-
-from tests.lab import Lab
+from tests.kit.lab import Lab
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

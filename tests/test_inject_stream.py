@@ -12,7 +12,8 @@ import pytest
 from helper.admission.inject import InjectConfig
 from helper.admission.inject_stream import Refused, inject_stream
 from helper.errors import ManifestError
-from tests.netns.podnat import REPO, cli
+from tests.kit.paths import REPO
+from tests.netns.podnat import cli
 
 
 def manifest(text: str) -> str:

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testbed import Pki, running_webhook
+
+from tests.kit.pki import Pki
+from tests.kit.webhook import running_webhook
 
 DEADLINE = 1  # seconds for headers, body and idle in these tests
 SLACK = 3.0  # seconds a dropped connection may take beyond its deadline on a busy VM

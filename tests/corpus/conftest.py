@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from controlplane import ControlPlane, tools_bin
 
-from tests.corpus.kubectl import REPO, Kubectl, corpus_dir
+from tests.corpus.kubectl import Kubectl, corpus_dir
+from tests.kit.controlplane import ControlPlane
+from tests.kit.paths import REPO
+from tests.kit.tools import tools_bin
 
 FIGURES: Counter[str] = Counter()
 

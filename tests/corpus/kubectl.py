@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from helper.admission.manifests import read_documents
+from tests.kit.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 Obj = dict[str, Any]
 
 

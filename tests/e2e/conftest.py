@@ -1,5 +1,6 @@
 """The e2e suite runs against PODNAT_E2E_KUBECONFIG (a cluster with the chart installed, e.g.
-by hack/e2e-kind.sh), or brings up the offline kind cluster itself (hack/e2e-cluster.sh)."""
+by hack/cluster/e2e-kind.sh), or brings up the offline kind cluster itself
+(hack/cluster/e2e-cluster.sh)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from controlplane import tools_bin
 
-from tests.e2e.cluster import NAMESPACE, RELEASE, RELEASE_NAMESPACE, REPO, Cluster
-from tests.e2e.workloads import client_pod
+from tests.kit.cluster import NAMESPACE, RELEASE, RELEASE_NAMESPACE, Cluster
+from tests.kit.paths import REPO
+from tests.kit.tools import tools_bin
+from tests.kit.workloads import client_pod
 
 
 @pytest.fixture(scope="session")
@@ -23,11 +25,11 @@ def cluster() -> Iterator[Cluster]:
         return
     if os.geteuid() != 0:
         pytest.fail("the offline kind cluster needs root (dockerd, routes): run `sudo make test`")
-    script = str(REPO / "hack" / "e2e-cluster.sh")
+    script = str(REPO / "hack" / "cluster" / "e2e-cluster.sh")
     up = subprocess.run([script, "up"], capture_output=True, text=True, check=False)
     try:
         if up.returncode != 0:
-            pytest.fail(f"hack/e2e-cluster.sh up failed:\n{up.stderr}")
+            pytest.fail(f"hack/cluster/e2e-cluster.sh up failed:\n{up.stderr}")
         yield Cluster(tools_bin(), Path(up.stdout.strip().splitlines()[-1]))
     finally:
         subprocess.run([script, "down"], capture_output=True, check=False)
@@ -61,8 +63,8 @@ def namespace(cluster: Cluster) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def nodes(cluster: Cluster) -> list[str]:
-    """The cluster's two nodes, control plane first (hack/e2e-cluster.sh and hack/e2e-kind.sh
-    make a control plane and a worker)."""
+    """The cluster's two nodes, control plane first (hack/cluster/e2e-cluster.sh and
+    hack/cluster/e2e-kind.sh make a control plane and a worker)."""
     found = cluster.node_names()
     assert len(found) >= 2, f"the suite needs two nodes (a client on the other node): {found}"
     return found

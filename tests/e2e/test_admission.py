@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.cluster import RELEASE, RELEASE_NAMESPACE, Cluster, eventually
-from tests.e2e.workloads import client_pod, server_deployment, server_pod
+from tests.kit.cluster import RELEASE, RELEASE_NAMESPACE, Cluster, eventually
+from tests.kit.workloads import client_pod, server_deployment, server_pod
 
 INVALID = {"podnat.io/redirect": "4321:1234, 99999:1"}
 PARSER_SAYS = 'podnat.io/redirect: "99999:1": port 99999 is out of range 1-65535'

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.cluster import Cluster, pod_ip
-from tests.e2e.workloads import CLIENT, server_pod
+from tests.kit.cluster import Cluster, pod_ip
+from tests.kit.workloads import CLIENT, server_pod
 
 FAMILIES = {"auto": "ipv4/ipv6", "ipv4": "ipv4", "ipv6": "ipv6", "dual": "ipv4/ipv6"}
 APPLIED = re.compile(r"applied with \S+ \(([a-z0-9/ ]+)\): ")

@@ -1,4 +1,4 @@
-"""The offline harness's egress guard (hack/egress-guard.sh) holds, for both IP families.
+"""The offline harness's egress guard (hack/cluster/egress-guard.sh) holds, for both IP families.
 
 Never relies on the real uplink: a sink namespace behind a veth stands in for "the outside".
 The documentation ranges 198.51.100.0/24 and 2001:db8::/32 are routed to it, and nft counters
@@ -6,7 +6,7 @@ in the sink count what arrives. First the path is shown to work (from the host, 
 from a node while the veth is not yet an uplink); then the veth is added to the guard's uplinks
 and nothing sent from a node or from a pod on each node (both families) reaches the sink.
 Only for the offline harness
-(hack/e2e-cluster.sh); hack/e2e-kind.sh deselects the `egress_guard` marker.
+(hack/cluster/e2e-cluster.sh); hack/cluster/e2e-kind.sh deselects the `egress_guard` marker.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.cluster import REPO, Cluster
-from tests.lab import Netns, sh
+from tests.kit.cluster import Cluster
+from tests.kit.lab import Netns, sh
+from tests.kit.paths import REPO
 
 pytestmark = pytest.mark.egress_guard
 
-GUARD = str(REPO / "hack" / "egress-guard.sh")
+GUARD = str(REPO / "hack" / "cluster" / "egress-guard.sh")
 SINK4, SINK6 = "198.51.100.1", "2001:db8::1"
 SEND = (  # one UDP datagram, from any process with python3 (the podnat image) or bash
     "import socket, sys; f = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET; "

@@ -1,7 +1,8 @@
-"""The offline harness's node image is cached by its inputs alone: however hack/node-image.sh
-is invoked (relative or absolute path, any working directory), the same inputs give the same
-name — the one the cluster's nodes run — so a rerun reuses it instead of rebuilding (~100 s)
-and evicting the other name. Only for the offline harness (hack/e2e-cluster.sh)."""
+"""The offline harness's node image is cached by its inputs alone: however
+hack/cluster/node-image.sh is invoked (relative or absolute path, any working directory), the
+same inputs give the same name — the one the cluster's nodes run — so a rerun reuses it instead
+of rebuilding (~100 s) and evicting the other name. Only for the offline harness
+(hack/cluster/e2e-cluster.sh)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import subprocess
 
 import pytest
 
-from tests.e2e.cluster import REPO, Cluster, docker_host
+from tests.kit.cluster import Cluster, docker_host
+from tests.kit.paths import REPO
 
 pytestmark = pytest.mark.offline_harness
 
@@ -30,10 +32,10 @@ def name_via(*command: str, cwd: str) -> str:
 
 
 def test_every_invocation_names_the_image_the_nodes_run(cluster: Cluster, nodes: list[str]) -> None:
-    script = str(REPO / "hack" / "node-image.sh")
+    script = str(REPO / "hack" / "cluster" / "node-image.sh")
     names = {
-        name_via("hack/node-image.sh", cwd=str(REPO)),
-        name_via("./node-image.sh", cwd=str(REPO / "hack")),
+        name_via("hack/cluster/node-image.sh", cwd=str(REPO)),
+        name_via("./node-image.sh", cwd=str(REPO / "hack" / "cluster")),
         name_via(script, cwd="/"),
         name_via("bash", script, cwd=str(REPO / "tests")),
     }

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.cluster import Cluster, eventually
-from tests.e2e.workloads import CLIENT, server_deployment, server_pod
+from tests.kit.cluster import Cluster, eventually
+from tests.kit.workloads import CLIENT, server_deployment, server_pod
 
 WEB_ANNOTATIONS = {
     "podnat.io/redirect": "4321:1234, 8000-8002:9000-9002, 5353:1234/udp",

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controlplane import ControlPlane
 from kubernetes import client
+
+from tests.kit.controlplane import ControlPlane
 
 
 def mount_account(

@@ -1,4 +1,4 @@
-"""A real kube-apiserver + etcd for the whole session (hack/controlplane.py)."""
+"""A real kube-apiserver + etcd for the whole session (tests/kit/controlplane.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from controlplane import ControlPlane, tools_bin
 from kubernetes import client, config
 
-from tests.tools import Tools
+from tests.kit.controlplane import ControlPlane
+from tests.kit.tools import Tools, tools_bin
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.tools import Tools
+from tests.kit.paths import REPO
+from tests.kit.tools import Tools
 
-REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "podnat"
 VALUE_SETS = REPO / "tests" / "chart_values"
 

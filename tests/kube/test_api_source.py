@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from controlplane import ControlPlane
 from kubernetes import client
 
 from tests.cases import R
+from tests.kit.controlplane import ControlPlane
+from tests.kit.lab import Lab
 from tests.kube.accounts import mount_account, pod_env
-from tests.lab import Lab
 from tests.netns.podnat import Result, nat_dump, podnat
 
 pytestmark = pytest.mark.netns

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.kube.helm import CHART, REPO, VALUE_SETS, documents, find, template
-from tests.tools import Tools
+from tests.kit.paths import REPO
+from tests.kit.tools import Tools
+from tests.kube.helm import CHART, VALUE_SETS, documents, find, template
 
 VALUE_FILES = sorted(VALUE_SETS.glob("*.yaml"))
 NAMESPACE = "podnat-chart"
@@ -23,7 +24,10 @@ NAMESPACE = "podnat-chart"
 def cluster_ready(tools: Tools) -> Tools:
     """Namespaces the value sets name, and cert-manager's CRDs (from its Go module)."""
     crds = subprocess.run(
-        [str(REPO / "hack" / "tools.sh"), "crds"], check=True, capture_output=True, text=True
+        [str(REPO / "hack" / "env" / "tools.sh"), "crds"],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     for name in ("certificates", "issuers"):
         tools.kubectl("apply", "-f", f"{crds}/cert-manager.io_{name}.yaml")

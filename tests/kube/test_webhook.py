@@ -13,16 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from controlplane import ControlPlane
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from testbed import Pki, free_port, running_webhook
 
 from tests.cases import R
+from tests.kit.controlplane import ControlPlane
+from tests.kit.pki import Pki
+from tests.kit.tools import Tools
+from tests.kit.webhook import free_port, running_webhook
 from tests.kube.accounts import mount_account, pod_env
 from tests.kube.helm import CHART
 from tests.netns.podnat import cli
-from tests.tools import Tools
 
 pytestmark = pytest.mark.netns
 

@@ -10,9 +10,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.lab import Netns
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.kit.lab import Netns
+from tests.kit.paths import REPO
 
 
 @dataclass

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from tests.cases import R
-from tests.lab import Lab
+from tests.kit.lab import Lab
 from tests.netns.podnat import nat_dump, podnat
 
 RULE = {R: "4321:1234"}

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.cases import R
-from tests.lab import Lab
-from tests.netns.podnat import REPO, nat_dump
+from tests.kit.lab import Lab
+from tests.kit.paths import REPO
+from tests.netns.podnat import nat_dump
 
 NOBODY = "65534"
 

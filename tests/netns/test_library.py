@@ -20,7 +20,7 @@ from helper.host.base import Target
 from helper.plan.parse import parse_plan
 from helper.system.addresses import global_families
 from tests.cases import R
-from tests.lab import Lab, Netns, sh
+from tests.kit.lab import Lab, Netns, sh
 from tests.netns.podnat import nat_dump
 
 BACKENDS = ["nft", "iptables-legacy"]

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from tests.cases import R, S
-from tests.lab import Lab
+from tests.kit.lab import Lab
 from tests.netns.podnat import nat_dump, podnat
 
 BACKENDS = ["nft", "iptables-legacy"]

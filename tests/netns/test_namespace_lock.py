@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.cases import R
-from tests.lab import Lab, Netns
+from tests.kit.lab import Lab, Netns
 from tests.netns.podnat import nat_dump, podnat
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.cases import CASES
-from tests.lab import Lab
+from tests.kit.lab import Lab
 from tests.netns.podnat import podnat
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.cases import F, L, R, S
-from tests.lab import Lab
+from tests.kit.lab import Lab
 from tests.netns.podnat import podnat
 
 BACKENDS = ["nft", "iptables-legacy"]

@@ -6,7 +6,7 @@ import errno
 import sys
 
 from tests.cases import R
-from tests.lab import Lab
+from tests.kit.lab import Lab
 from tests.netns.podnat import podnat
 
 

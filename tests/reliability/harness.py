@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.lab import Netns
-from tests.netns.podnat import REPO, downward_file
+from tests.kit.lab import Netns
+from tests.kit.paths import REPO
+from tests.netns.podnat import downward_file
 
 TRANSACTION_BEGINS = "podnat: info: backend "  # logged once chosen, right before it
 TRANSACTION_ENDS = "installed ruleset"

@@ -24,8 +24,9 @@ from helper.plan.annotations import to_annotations
 from helper.plan.parse import InvalidPlanError, parse_plan
 from helper.sources.base import SourceError
 from helper.sources.downward import DownwardFileSource, parse_annotations_bytes
-from tests.lab import Netns, sh
-from tests.netns.podnat import REPO, nat_dump
+from tests.kit.lab import Netns, sh
+from tests.kit.paths import REPO
+from tests.netns.podnat import nat_dump
 from tests.reliability.fuzzing import Fuzzer, downward_bytes
 
 INPUTS = int(os.environ.get("PODNAT_FUZZ_INPUTS", "20000"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.cases import R
-from tests.lab import Lab
+from tests.kit.lab import Lab
 from tests.netns.podnat import podnat
 from tests.reliability.harness import family_listings, wait_until_quiet
 

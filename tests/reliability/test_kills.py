@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.cases import R, S
-from tests.lab import Lab
+from tests.kit.lab import Lab
 from tests.netns.podnat import podnat
 from tests.reliability.harness import (
     AFTER,

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from tests.cases import R, S
-from tests.lab import Lab
+from tests.kit.lab import Lab
 from tests.netns.podnat import podnat
 from tests.reliability.harness import holds_rules, start
 

@@ -1,0 +1,236 @@
+"""`make bench`: podnat against the raw tools, measured in the same run, on this machine.
+
+1. Apply latency, N = 1/10/100/1000 redirects, per backend: podnat's transaction
+   (the backend's apply(): stage, commit, read back) against the same ruleset fed
+   to `nft -f` / `iptables-legacy-restore` + `ip6tables-legacy-restore`.
+   Target: ratio <= 1.5 at 1000 rules.
+3. The API path: `podnat apply --source api` with one rule, process start to rules
+   committed, against the same job done by Go tools: `kubectl get pod -o jsonpath`
+   into `nft -f`. Wall time and peak RSS. Target: ratio <= 1.5.
+2. Cold start: `podnat apply --annotations-file` with one rule, process start to
+   exit: wall time and peak RSS. Targets: <= 150 ms, <= 40 MB. Measured from a
+   runtime venv laid out as the image's will be: a plain (non-editable) install,
+   no pip or setuptools (their .pth hooks alone add ~30 ms to every start).
+4. Validation at the documented limits: the slowest annotations podnat accepts
+   (2,000 redirect items and 1,000 sources, longest shapes), in a fresh process:
+   median wall time of parse_plan, and the tracemalloc peak of one call (memory
+   the call allocates, imports excluded). Targets: <= 50 ms, <= 10 MB. Also shown,
+   without target: 1,000 duplicate redirect items (1.5 s and 221 MB before the sweep).
+   `python -m tests.bench.apply --validation` runs this part alone, without root.
+
+Runs as root in throwaway network namespaces. Exit 1 if a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.bench.startup import api_path, cold_start
+from tests.bench.targets import Targets
+from tests.bench.validation import measure_validation, report_validation, validation_cost
+from tests.kit.lab import Lab
+from tests.kit.paths import REPO
+
+SIZES = (1, 10, 100, 1000)
+RATIO_TARGET = 1.5
+COLD_MS_TARGET = 150.0
+COLD_MB_TARGET = 40.0
+
+
+def sh(*argv: str, stdin: str | None = None) -> None:
+    subprocess.run(argv, input=stdin, text=True, check=True, capture_output=True)
+
+
+def annotation(n: int) -> str:
+    # Distinct ports, irregular offsets: nothing for a renderer to merge.
+    return ", ".join(f"{10000 + i}:{30000 + (i * 37) % 20000}" for i in range(n))
+
+
+def timed_pair(
+    ours: Callable[[], object], raw: Callable[[], object], repeat: int
+) -> tuple[float, float]:
+    """Median wall times in ms, the two interleaved so drift on a shared VM hits both."""
+    samples: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for fn, out in ((ours, samples[0]), (raw, samples[1])):
+            started = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples[0]), statistics.median(samples[1])
+
+
+def inside(repeat: int) -> None:
+    """Runs inside the bench namespace: podnat's transaction vs the raw tools."""
+    from helper.backends.nft.backend import NftBackend  # noqa: PLC0415
+    from helper.backends.xtables.backend import IptablesLegacyBackend  # noqa: PLC0415
+    from helper.plan.model import Family  # noqa: PLC0415
+    from helper.plan.parse import parse_plan  # noqa: PLC0415
+    from helper.plan.resolve import resolve  # noqa: PLC0415
+    from helper.render import rulesets  # noqa: PLC0415
+
+    both = (Family.IPV4, Family.IPV6)
+    results = []
+    for n in SIZES:
+        plan = parse_plan({"podnat.io/redirect": annotation(n)})
+        resolved = resolve(plan, global_families=both, nat_families=both, backend="x").resolved
+        reps = repeat
+        with tempfile.TemporaryDirectory() as tmp:
+            nft = NftBackend()
+            script = Path(tmp) / "ruleset.nft"
+            nft_ruleset = rulesets.render("nft", resolved)
+            script.write_text(nft_ruleset.text)
+            ours, raw = timed_pair(
+                lambda: nft.apply(rulesets.render("nft", resolved)),  # noqa: B023
+                lambda: sh("nft", "-f", str(script)),  # noqa: B023
+                reps,
+            )
+            nft.cleanup()
+            nft.close()
+            results.append({"backend": "nft", "rules": n, "podnat_ms": ours, "raw_ms": raw})
+
+            # As the CLI runs it: the first family in-process, the other in a worker.
+            legacy = IptablesLegacyBackend(first_family_in_process=True)
+            xt = rulesets.render("iptables-legacy", resolved)
+            legacy.apply(xt)  # warm: workers started, extensions loaded
+            restores = []
+            for ruleset in xt.rulesets if isinstance(xt, rulesets.XtRulesets) else ():
+                path = Path(tmp) / f"{ruleset.family}.rules"
+                path.write_text(_restore_text(ruleset))
+                tool = "iptables" if ruleset.family is Family.IPV4 else "ip6tables"
+                restores.append((f"{tool}-legacy-restore", str(path)))
+
+            def raw_restore() -> None:
+                for tool, path in restores:  # noqa: B023
+                    sh(tool, "--noflush", path)
+
+            ours, raw = timed_pair(
+                lambda: legacy.apply(rulesets.render("iptables-legacy", resolved)),  # noqa: B023
+                raw_restore,
+                reps,
+            )
+            legacy.cleanup()
+            legacy.close()
+            results.append(
+                {"backend": "iptables-legacy", "rules": n, "podnat_ms": ours, "raw_ms": raw}
+            )
+    print(json.dumps(results))
+
+
+def _restore_text(ruleset: object) -> str:
+    """The same rules as iptables-restore input; declaring a chain flushes it."""
+    from helper.render.iptables import HOOKS, XtRuleset  # noqa: PLC0415
+
+    if not isinstance(ruleset, XtRuleset):
+        raise TypeError(ruleset)
+    lines = ["*nat", *(f":{chain} - [0:0]" for chain in ruleset.chains)]
+    lines += [rule.save_line() for rule in ruleset.rules if rule.chain not in HOOKS.values()]
+    return "\n".join([*lines, "COMMIT", ""])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--validation", action="store_true", help="only the validation figures (no root needed)"
+    )
+    parser.add_argument("--validation-json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    if args.inside:
+        inside(args.repeat)
+        return 0
+    if args.validation_json:  # the fresh process measure_validation starts
+        print(json.dumps(validation_cost(args.repeat)))
+        return 0
+    if args.validation:
+        targets = Targets()
+        report_validation(targets, measure_validation(args.repeat))
+        return targets.verdict("validation")
+    if os.geteuid() != 0:
+        print("make bench creates network namespaces: run it as root", file=sys.stderr)
+        return 1
+
+    # A lab's pod namespace has a global IPv4 and IPv6 address: both families apply.
+    with Lab.create() as lab:
+        try:
+            done = subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    lab.pod.name,
+                    sys.executable,
+                    "-m",
+                    "tests.bench.apply",
+                    "--inside",
+                    "--repeat",
+                    str(args.repeat),
+                ],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        except subprocess.CalledProcessError as err:
+            print(err.stderr, file=sys.stderr)
+            raise
+        rows = json.loads(done.stdout)
+
+    with Lab.create() as lab:
+        cold_ms, cold_mb = cold_start(lab.pod.name, args.repeat)
+        api = api_path(lab.pod.name, args.repeat)
+    return report(rows, cold_ms, cold_mb, api, measure_validation(args.repeat))
+
+
+def report(
+    rows: list[dict[str, float]],
+    cold_ms: float,
+    cold_mb: float,
+    api: tuple[tuple[float, float], tuple[float, float]],
+    validation: dict[str, float],
+) -> int:
+    targets = Targets()
+    print(f"{'backend':<16}{'rules':>6}{'podnat ms':>11}{'raw ms':>9}{'ratio':>7}")
+    for row in rows:
+        ratio = row["podnat_ms"] / row["raw_ms"]
+        mark = ""
+        if row["rules"] == 1000:
+            ok = ratio <= RATIO_TARGET
+            mark = "  ok" if ok else f"  MISSED (target <= {RATIO_TARGET})"
+            targets.check(ok, f"{row['backend']} ratio {ratio:.2f} at 1000 rules")
+        print(
+            f"{row['backend']:<16}{row['rules']:>6}{row['podnat_ms']:>11.1f}"
+            f"{row['raw_ms']:>9.1f}{ratio:>7.2f}{mark}"
+        )
+    print(
+        f"\ncold start, podnat apply --annotations-file (1 rule, nft): "
+        f"{cold_ms:.0f} ms median, {cold_mb:.1f} MB peak RSS "
+        f"(targets <= {COLD_MS_TARGET:.0f} ms, <= {COLD_MB_TARGET:.0f} MB)"
+    )
+    targets.check(cold_ms <= COLD_MS_TARGET, f"cold start {cold_ms:.0f} ms")
+    targets.check(cold_mb <= COLD_MB_TARGET, f"cold start {cold_mb:.1f} MB")
+    (ours_ms, ours_mb), (go_ms, go_mb) = api
+    api_ratio, rss_ratio = ours_ms / go_ms, ours_mb / go_mb
+    print(
+        f"API path, podnat apply --source api (1 rule): {ours_ms:.0f} ms, {ours_mb:.1f} MB; "
+        f"kubectl get + nft -f: {go_ms:.0f} ms, {go_mb:.1f} MB; ratios {api_ratio:.2f} (time), "
+        f"{rss_ratio:.2f} (memory) (targets <= {RATIO_TARGET})"
+    )
+    targets.check(api_ratio <= RATIO_TARGET, f"API path time ratio {api_ratio:.2f}")
+    targets.check(rss_ratio <= RATIO_TARGET, f"API path memory ratio {rss_ratio:.2f}")
+    report_validation(targets, validation)
+    print()
+    return targets.verdict("apply, cold start, API path, validation")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
