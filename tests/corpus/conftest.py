@@ -4,7 +4,6 @@ one local etcd + kube-apiserver for the whole run, figures printed at the end.""
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.corpus.kubectl import Kubectl, corpus_dir
-from tests.kit.controlplane import ControlPlane
+from tests.kit.controlplane import running_control_plane
 from tests.kit.paths import REPO
-from tests.kit.tools import tools_bin
 
 FIGURES: Counter[str] = Counter()
 
@@ -26,20 +24,11 @@ def corpus() -> Path:
 
 @pytest.fixture(scope="session")
 def kubectl(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
-    override = os.environ.get("PODNAT_TOOLS_BIN")
-    bin_dir = Path(override) if override else tools_bin()
-    for name in ("etcd", "kube-apiserver", "kubectl"):
-        if not (bin_dir / name).exists():
-            pytest.fail(f"{bin_dir / name} is missing: run `make tools-test`")
-    with tempfile.TemporaryDirectory(prefix="podnat-corpus-cp-") as state:
-        plane = ControlPlane(Path(state), bin_dir)
-        try:
-            plane.up()
-            tool = Kubectl(bin_dir / "kubectl", plane.kubeconfig, tmp_path_factory.mktemp("kc"))
-            tool.create_namespaces(corpus)
-            yield tool
-        finally:
-            plane.down()
+    with running_control_plane("kubectl") as plane:
+        kc = plane.bin_dir / "kubectl"
+        tool = Kubectl(kc, plane.kubeconfig, tmp_path_factory.mktemp("kc"))
+        tool.create_namespaces(corpus)
+        yield tool
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

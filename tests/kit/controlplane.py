@@ -18,8 +18,11 @@ import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,6 +223,26 @@ class ControlPlane:
             "current-context": "podnat",
         }
         self.kubeconfig.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
+
+
+@contextmanager
+def running_control_plane(*tools: str) -> Iterator[ControlPlane]:
+    """A control plane for a test session, from $PODNAT_TOOLS_BIN or the pinned tools; fails
+    (never skips) when a tool it or the caller needs is missing; stopped by PID afterwards."""
+    import pytest  # noqa: PLC0415 - the kit's command line runs without pytest
+
+    override = os.environ.get("PODNAT_TOOLS_BIN")
+    bin_dir = Path(override) if override else tools_bin()
+    for name in ("etcd", "kube-apiserver", *tools):
+        if not (bin_dir / name).exists():
+            pytest.fail(f"{bin_dir / name} is missing: run `make tools-test` (make test does)")
+    with tempfile.TemporaryDirectory(prefix="podnat-cp-") as state:
+        plane = ControlPlane(Path(state), bin_dir)
+        try:
+            plane.up()
+            yield plane
+        finally:
+            plane.down()
 
 
 def main() -> int:

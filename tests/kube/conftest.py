@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from kubernetes import client, config
 
-from tests.kit.controlplane import ControlPlane
-from tests.kit.tools import Tools, tools_bin
+from tests.kit.controlplane import ControlPlane, running_control_plane
+from tests.kit.tools import Tools
 
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
-    override = os.environ.get("PODNAT_TOOLS_BIN")
-    bin_dir = Path(override) if override else tools_bin()
-    for name in ("etcd", "kube-apiserver"):
-        if not (bin_dir / name).exists():
-            pytest.fail(f"{bin_dir / name} is missing: run `make tools` (make test does)")
-    with tempfile.TemporaryDirectory(prefix="podnat-cp-") as state:
-        plane = ControlPlane(Path(state), bin_dir)
-        try:
-            plane.up()
-            yield plane
-        finally:
-            plane.down()
+    with running_control_plane() as plane:
+        yield plane
 
 
 @pytest.fixture(scope="session")
