@@ -1,4 +1,4 @@
-// Pinned tools for podnat's tests, built with go build (see hack/tools.sh).
+// Pinned tools for podnat's tests, built with go build (see hack/env/tools.sh).
 module podnat.io/hack/tools
 
 go 1.26.0
@@ -255,7 +255,7 @@ require (
 
 // k8s.io/kubernetes replaces its staging modules with ./staging paths that a
 // dependent cannot see; pin each to the release that matches v1.35.4.
-// Regenerate with: hack/tools.sh replaces
+// Regenerate with: hack/env/tools.sh replaces
 replace (
 	k8s.io/api => k8s.io/api v0.35.4
 	k8s.io/apiextensions-apiserver => k8s.io/apiextensions-apiserver v0.35.4
