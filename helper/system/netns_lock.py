@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import fcntl
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from helper.errors import ExitCode, PodnatError
+from helper.system.flock import flock_within
 
 OWN_NAMESPACE = "/proc/thread-self/ns/net"  # this thread's: setns acts per thread
 DEFAULT_TIMEOUT = 10.0
@@ -44,22 +44,15 @@ def namespace_lock(*, shared: bool = False, timeout: float = DEFAULT_TIMEOUT) ->
 
 
 def _wait(fd: int, mode: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    pause = 0.002
-    while True:
-        try:
-            fcntl.flock(fd, mode | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise NamespaceLockError(
-                    f"another podnat is changing this network namespace's rules for more than "
-                    f"{timeout:g}s (held by {holder(fd)}); nothing changed"
-                ) from None
-        except OSError as err:
-            raise NamespaceLockError(f"cannot lock this network namespace: {err}") from err
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+    try:
+        taken = flock_within(fd, mode, timeout)
+    except OSError as err:
+        raise NamespaceLockError(f"cannot lock this network namespace: {err}") from err
+    if not taken:
+        raise NamespaceLockError(
+            f"another podnat is changing this network namespace's rules for more than "
+            f"{timeout:g}s (held by {holder(fd)}); nothing changed"
+        )
 
 
 def holder(fd: int) -> str:

@@ -11,12 +11,12 @@ import errno
 import fcntl
 import logging
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from helper.backends.base import BackendError
+from helper.system.flock import flock_within
 
 DEFAULT_PATH = Path("/run/xtables.lock")
 _log = logging.getLogger(__name__)
@@ -41,18 +41,11 @@ def xtables_lock(path: Path | None = None, timeout: float = 10.0) -> Iterator[No
         yield
         return
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise BackendError(
-                        f"iptables-legacy: the xtables lock {where} is held by another "
-                        f"process for more than {timeout:g}s"
-                    ) from None
-                time.sleep(0.05)
+        if not flock_within(fd, fcntl.LOCK_EX, timeout):
+            raise BackendError(
+                f"iptables-legacy: the xtables lock {where} is held by another "
+                f"process for more than {timeout:g}s"
+            )
         yield
     finally:
         os.close(fd)
