@@ -6,6 +6,8 @@
   exiting (`python3 -c pass`) as an init container, measured the same way.
   Target: median <= 300 ms.
 - Image size, compressed (`docker save | gzip -6`). Target: <= 60 MB.
+- Agent mode: pod start beside no podnat and init mode, `kubectl annotate` -> serving
+  (tests/bench/pod_start.py).
 
 Runs on PODNAT_E2E_KUBECONFIG (chart installed, namespace podnat-e2e bound), else brings
 the offline kind cluster up and down (hack/cluster/e2e-cluster.sh).
@@ -21,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.bench import pod_start
 from tests.bench.targets import Targets
 from tests.kit.cluster import NAMESPACE, Cluster, docker_host, eventually
 from tests.kit.paths import REPO
@@ -109,6 +112,7 @@ def run(cluster: Cluster) -> int:
     targets = Targets()
     targets.check(median <= INIT_TARGET_MS, f"podnat-init median {median:.0f} ms")
     targets.check(size <= SIZE_TARGET_MB, f"image {size:.1f} MB")
+    pod_start.run(cluster, image, targets)
     return targets.verdict("cluster")
 
 

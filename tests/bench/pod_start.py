@@ -1,0 +1,191 @@
+"""`make bench`, agent mode in the cluster (run by tests/bench/cluster.py):
+
+- Pod start: the same 20-replica Deployment without podnat, in init mode and in agent mode,
+  ROUNDS interleaved rounds; each pod from the moment the API server shows it (watch ADDED)
+  to the moment it is Ready (watch), on the host's clock. Target: agent mode adds
+  <= 300 ms to the median of no podnat.
+- `kubectl annotate` -> the new port serving: a prober in a client pod tries the new port
+  every 10 ms; from the PATCH of the annotation to its first answer, CHANGES times.
+  Target: p99 <= 1 s.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from typing import Any
+
+from kubernetes import client, config, watch
+
+from tests.bench.targets import Targets
+from tests.kit.agent_release import NAMESPACE as AGENT_NS
+from tests.kit.agent_release import agent_release, namespace
+from tests.kit.cluster import NAMESPACE as INIT_NS
+from tests.kit.cluster import Cluster
+from tests.kit.workloads import RESTRICTED, SERVER
+
+REPLICAS, ROUNDS, CHANGES = 20, 3, 20
+PLAIN_NS = "podnat-bench-plain"
+ADDED_MS_TARGET, ANNOTATE_P99_TARGET_S = 300.0, 1.0
+MODES = {"none": PLAIN_NS, "init": INIT_NS, "agent": AGENT_NS}
+
+# argv: HOST. Each stdin line is a port: connect to it every 10 ms until it answers, say "ok".
+PROBER = """
+import socket, sys, time
+for line in sys.stdin:
+    port = int(line)
+    while True:
+        try:
+            with socket.create_connection((sys.argv[1], port), timeout=1) as conn:
+                conn.recv(64)
+            break
+        except OSError:
+            time.sleep(0.01)
+    print("ok", flush=True)
+"""
+
+
+def template(name: str, image: str, script: str, annotations: dict[str, str]) -> dict[str, Any]:
+    app = {
+        "name": "app",
+        "image": image,
+        "imagePullPolicy": "Never",
+        "command": ["python3", "-c", script],
+        "env": [{"name": "TCP", "value": "1234"}],
+        "securityContext": RESTRICTED,
+        "resources": {"requests": {"cpu": "1m", "memory": "8Mi"}},
+    }
+    return {
+        "metadata": {"labels": {"app": name}, "annotations": annotations},
+        "spec": {
+            "containers": [app],
+            "terminationGracePeriodSeconds": 0,
+            "enableServiceLinks": False,
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        },
+    }
+
+
+def ready(pod: Any) -> bool:
+    conditions = pod.status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def start_round(
+    api: client.ApiClient, image: str, mode: str, round_no: int
+) -> tuple[list[float], float]:
+    """Per-pod seconds from ADDED to Ready, and the Deployment's create -> all Ready."""
+    ns, name = MODES[mode], f"start-{mode}-{round_no}"
+    annotations = {} if mode == "none" else {"podnat.io/redirect": "4321:1234"}
+    body: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "replicas": REPLICAS,
+            "selector": {"matchLabels": {"app": name}},
+            "template": template(name, image, "import time; time.sleep(1e9)", annotations),
+        },
+    }
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    added: dict[str, float] = {}
+    took: dict[str, float] = {}
+    started = time.monotonic()
+    apps.create_namespaced_deployment(ns, body)  # type: ignore[arg-type]
+    stream = watch.Watch()  # type: ignore[no-untyped-call]
+    for event in stream.stream(  # type: ignore[no-untyped-call]
+        core.list_namespaced_pod, ns, label_selector=f"app={name}", timeout_seconds=300
+    ):
+        pod, now = event["object"], time.monotonic()
+        uid = pod.metadata.uid
+        added.setdefault(uid, now)
+        if uid not in took and ready(pod):
+            took[uid] = now - added[uid]
+        if len(took) == REPLICAS:
+            stream.stop()  # type: ignore[no-untyped-call]
+    whole = time.monotonic() - started
+    apps.delete_namespaced_deployment(name, ns, grace_period_seconds=0)
+    deadline = time.monotonic() + 120
+    while core.list_namespaced_pod(ns, label_selector=f"app={name}").items:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    return list(took.values()), whole
+
+
+def annotate_latencies(api: client.ApiClient, cluster: Cluster, image: str) -> list[float]:
+    core = client.CoreV1Api(api)
+    server: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod"}
+    server.update(template("bench-moving", image, SERVER, {"podnat.io/redirect": "4999:1234"}))
+    prober: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod"}
+    prober.update(template("bench-prober", image, "import time; time.sleep(1e9)", {}))
+    for pod, name in ((server, "bench-moving"), (prober, "bench-prober")):
+        pod["metadata"].update(name=name, namespace=AGENT_NS)
+    cluster.apply(server, prober)
+    for name in ("bench-moving", "bench-prober"):
+        cluster.wait_ready(f"pod/{name}", AGENT_NS)
+    ip = str(core.read_namespaced_pod("bench-moving", AGENT_NS).status.pod_ip)  # type: ignore[union-attr]
+    command = [
+        str(cluster.bin_dir / "kubectl"), "exec", "-i", "bench-prober", "-n", AGENT_NS, "--",
+        "python3", "-c", PROBER, ip,
+    ]  # fmt: skip
+    latencies = []
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=cluster.env()
+    ) as probe:
+        assert probe.stdin and probe.stdout
+        for i in range(CHANGES):
+            port = 5000 + i
+            probe.stdin.write(f"{port}\n")
+            probe.stdin.flush()
+            time.sleep(0.3)  # the prober is refused meanwhile: the port is not redirected yet
+            started = time.monotonic()
+            patch = {"metadata": {"annotations": {"podnat.io/redirect": f"{port}:1234"}}}
+            core.patch_namespaced_pod("bench-moving", AGENT_NS, patch)
+            if probe.stdout.readline().strip() != "ok":
+                raise RuntimeError("the prober stopped")
+            latencies.append(time.monotonic() - started)
+        probe.stdin.close()
+    cluster.kubectl("delete", "pod", "bench-moving", "bench-prober", "-n", AGENT_NS, "--wait=false")
+    return latencies
+
+
+def p99(values: list[float]) -> float:
+    return sorted(values)[min(len(values) - 1, round(0.99 * (len(values) - 1)))]
+
+
+def run(cluster: Cluster, image: str, targets: Targets) -> None:
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
+    cluster.apply(namespace(PLAIN_NS, {}))
+    with agent_release(cluster, image):
+        per_pod: dict[str, list[float]] = {mode: [] for mode in MODES}
+        whole: dict[str, list[float]] = {mode: [] for mode in MODES}
+        for round_no in range(ROUNDS):  # interleaved, so drift hits every mode alike
+            for mode in MODES:
+                pods, total = start_round(api, image, mode, round_no)
+                per_pod[mode] += pods
+                whole[mode].append(total)
+        latencies = annotate_latencies(api, cluster, image)
+    cluster.kubectl("delete", "namespace", PLAIN_NS, "--wait=false")
+    medians = {mode: statistics.median(values) * 1000 for mode, values in per_pod.items()}
+    print(f"pod start, watch ADDED -> Ready ({REPLICAS} replicas x {ROUNDS} rounds, interleaved):")
+    for mode in MODES:
+        print(
+            f"  {mode:5} median {medians[mode]:.0f} ms (max {max(per_pod[mode]) * 1000:.0f}); "
+            f"whole Deployment median {statistics.median(whole[mode]):.1f} s"
+        )
+    added = medians["agent"] - medians["none"]
+    print(f"  agent mode adds {added:.0f} ms to the median; target <= {ADDED_MS_TARGET:.0f} ms")
+    print(
+        f"  (init mode adds {medians['init'] - medians['none']:.0f} ms, "
+        f"ratio {medians['init'] / medians['none']:.2f})"
+    )
+    tail = p99(latencies)
+    print(
+        f"kubectl annotate -> new port serving ({CHANGES} changes): median "
+        f"{statistics.median(latencies) * 1000:.0f} ms, p99 {tail * 1000:.0f} ms; "
+        f"target p99 <= {ANNOTATE_P99_TARGET_S * 1000:.0f} ms"
+    )
+    targets.check(added <= ADDED_MS_TARGET, f"agent mode adds {added:.0f} ms to pod start")
+    targets.check(tail <= ANNOTATE_P99_TARGET_S, f"annotate p99 {tail * 1000:.0f} ms")
