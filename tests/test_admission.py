@@ -320,8 +320,10 @@ def running(annotations: dict[str, str], **spec: Any) -> dict[str, Any]:
 
 
 def update(old: dict[str, Any], new: dict[str, Any], config: InjectConfig) -> dict[str, Any]:
-    answer: dict[str, Any] = review(admission_review(new, operation="UPDATE", old=old), config)
-    return answer["response"]
+    response: dict[str, Any] = review(admission_review(new, operation="UPDATE", old=old), config)[
+        "response"
+    ]
+    return response
 
 
 @pytest.mark.parametrize("config", [CONFIG, AGENT], ids=["init", "agent"])
