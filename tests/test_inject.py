@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 import re
 from pathlib import Path
@@ -311,3 +312,13 @@ def test_validate_refuses_what_mutate_refuses_and_changes_nothing() -> None:
         validate(pod({R: "99999:1"}))
     with pytest.raises(Denied, match="hostNetwork pod"):
         validate(pod({R: "1:2"}, hostNetwork=True))
+
+
+def test_agent_mode_output_is_the_input_plus_the_gate_lines_only() -> None:
+    # Comments, quoting, key order and indentation of every document survive byte for byte.
+    before = (GOLDEN / "workloads.in.yaml").read_text().splitlines()
+    after = (GOLDEN / "workloads.agent.golden.yaml").read_text().splitlines()
+    diff = list(difflib.ndiff(before, after))
+    assert not [line for line in diff if line.startswith("- ")]
+    added = {line[2:].strip() for line in diff if line.startswith("+ ")}
+    assert added == {"readinessGates:", "- conditionType: podnat.io/redirects-applied"}
