@@ -30,8 +30,6 @@ from tests.kube.webhook_kit import (
     serving_release,
 )
 
-pytestmark = pytest.mark.netns
-
 AGENT_LABEL = "podnat.io/agent-test"
 INVALID = f"{R}=4321:1234,99999:1"
 PARSER = 'invalid annotations: podnat.io/redirect: "99999:1": port 99999 is out of range 1-65535'
