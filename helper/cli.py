@@ -130,7 +130,7 @@ def _inject(args: argparse.Namespace, log: logging.Logger) -> engine.Outcome:
 def _inject_config(args: argparse.Namespace) -> InjectConfig:
     from helper.admission.inject import InjectConfig  # noqa: PLC0415 - not on the apply path
 
-    return InjectConfig(args.image, args.pull_policy, args.backend, args.run_as_user)
+    return InjectConfig(args.image, args.pull_policy, args.backend, args.run_as_user, args.mode)
 
 
 def _print_plan(plan: RedirectPlan, fmt: str) -> engine.Outcome:
@@ -229,6 +229,7 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         )
     if only in (None, "inject", "webhook"):
         from helper.admission.inject import InjectConfig  # noqa: PLC0415 - not on the apply path
+        from helper.admission.podnat_init import MODES  # noqa: PLC0415
 
         injected = argparse.ArgumentParser(add_help=False)
         injected.add_argument("--image", default=InjectConfig.image, help="the podnat image")
@@ -240,9 +241,18 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
             help="--backend for the injected podnat apply",
         )
         injected.add_argument("--run-as-user", type=int, default=None)
+        injected.add_argument(
+            "--mode",
+            choices=MODES,
+            default="init",
+            help="init: add the podnat-init init container (NET_ADMIN); agent: only the "
+            "readiness gate podnat.io/redirects-applied (the node agent applies the rules)",
+        )
     if only in (None, "inject"):
         inject = sub.add_parser(
-            "inject", parents=[common, injected], help="add the podnat init container to manifests"
+            "inject",
+            parents=[common, injected],
+            help="add podnat (init container, or agent mode's readiness gate) to manifests",
         )
         inject.add_argument("-f", "--filename", default="-", help="YAML file, or - for stdin")
     if only in (None, "webhook"):

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from helper.admission.inject import INIT_NAME, Denied, InjectConfig, mutate
+from helper.admission.inject import INIT_NAME, Denied, InjectConfig, mutate, validate
+from helper.errors import ManifestError
 from tests.cases import R
 from tests.netns.podnat import cli
 
 GOLDEN = Path(__file__).parent / "golden" / "inject"
+AGENT = InjectConfig(mode="agent")
+GATE = {"conditionType": "podnat.io/redirects-applied"}
 
 
 def pod(annotations: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
@@ -193,3 +198,127 @@ def test_non_string_annotation_values_are_denied_with_the_fix(
 def test_a_null_annotation_says_it_is_null() -> None:
     with pytest.raises(Denied, match=r"podnat.io/redirect is null \(no value\)"):
         mutate(pod({R: None}), InjectConfig())
+
+
+def test_agent_mode_golden_file_adds_only_the_readiness_gate() -> None:
+    args = ("-f", str(GOLDEN / "workloads.in.yaml"), "--image", "podnat:test", "--mode", "agent")
+    done = cli("inject", *args)
+    assert done.returncode == 0, done.stderr
+    golden = GOLDEN / "workloads.agent.golden.yaml"
+    if os.environ.get("REFRESH_GOLDEN"):
+        golden.write_text(done.stdout)
+    assert done.stdout == golden.read_text(), "if intended: REFRESH_GOLDEN=1 make test-quick"
+    assert INIT_NAME not in done.stdout
+    assert "podnat-podinfo" not in done.stdout
+    assert "NET_ADMIN" not in done.stdout
+
+
+def test_agent_mode_injecting_its_own_output_again_is_byte_identical() -> None:
+    golden = (GOLDEN / "workloads.agent.golden.yaml").read_text()
+    done = cli("inject", "-f", "-", "--mode", "agent", stdin=golden)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == golden
+    assert "nothing to inject" in done.stderr
+
+
+def test_agent_mode_golden_gates_each_annotated_template_once_and_nothing_else() -> None:
+    before = list(yaml.safe_load_all((GOLDEN / "workloads.in.yaml").read_text()))
+    after = list(yaml.safe_load_all((GOLDEN / "workloads.agent.golden.yaml").read_text()))
+    gated = set()
+    for old, new in zip(before, after, strict=True):
+        for old_obj, new_obj in zip(old.get("items", [old]), new.get("items", [new]), strict=True):
+            text = yaml.safe_dump(new_obj)
+            assert text.count("podnat.io/redirects-applied") <= 1
+            if "podnat.io/redirects-applied" in text:
+                gated.add(new_obj["metadata"]["name"])
+            else:
+                assert new_obj == old_obj
+    assert gated == {
+        "pod",
+        "deployment",
+        "statefulset",
+        "daemonset",
+        "replicaset",
+        "job",
+        "cronjob",
+        "replicationcontroller",
+        "podtemplate",
+        "list-item",
+    }
+
+
+def test_agent_mode_adds_the_readiness_gate_and_no_container_capability_or_volume() -> None:
+    original = pod({R: "1:2"})
+    out = mutate(original, AGENT)
+    assert out["spec"] == {**original["spec"], "readinessGates": [GATE]}
+    assert out["metadata"] == original["metadata"]
+
+
+def test_agent_mode_keeps_the_pods_own_readiness_gates_in_order() -> None:
+    own = [{"conditionType": "example.com/b"}, {"conditionType": "example.com/a"}]
+    out = mutate(pod({R: "1:2"}, readinessGates=copy.deepcopy(own)), AGENT)
+    assert out["spec"]["readinessGates"] == [*own, GATE]
+
+
+def test_agent_mode_never_duplicates_the_gate() -> None:
+    once = mutate(pod({R: "1:2"}), AGENT)
+    frozen = copy.deepcopy(once)
+    assert mutate(once, AGENT) is once
+    assert once == frozen
+    first = pod({R: "1:2"}, readinessGates=[GATE, {"conditionType": "example.com/x"}])
+    assert mutate(first, AGENT) is first
+
+
+def test_agent_mode_leaves_pods_without_redirects_alone() -> None:
+    for original in (pod({}), pod({"other": "x"}), pod({}, hostNetwork=True)):
+        assert mutate(original, AGENT) is original
+
+
+def test_agent_mode_refuses_what_init_mode_refuses_with_the_same_messages() -> None:
+    for bad in (
+        pod({R: "4321:1234, 99999:1"}),
+        pod({R: "1:2"}, hostNetwork=True),
+        pod({R: "1:2"}, os={"name": "windows"}),
+        pod({R: 8080}),
+        pod({R: "1:2"}, containers=[{"name": INIT_NAME, "image": "app:1"}]),
+    ):
+        with pytest.raises(Denied) as in_init:
+            mutate(bad, InjectConfig())
+        with pytest.raises(Denied) as in_agent:
+            mutate(bad, AGENT)
+        assert in_agent.value.message == in_init.value.message
+
+
+def test_agent_mode_readiness_gates_of_the_wrong_shape_are_manifest_errors() -> None:
+    for gates, problem in (("x", " is a string, not a list"), (["x"], "[0] is a string, not a")):
+        with pytest.raises(
+            ManifestError, match=re.escape(f"Pod web: spec.readinessGates{problem}")
+        ):
+            mutate(pod({R: "1:2"}, readinessGates=gates), AGENT)
+
+
+def test_a_pod_injected_in_init_mode_gets_only_the_gate_in_agent_mode() -> None:
+    init = mutate(pod({R: "1:2"}), InjectConfig())
+    out = mutate(init, AGENT)
+    assert out["spec"] == {**init["spec"], "readinessGates": [GATE]}
+
+
+def test_validate_refuses_what_mutate_refuses_and_changes_nothing() -> None:
+    good = pod({R: "1:2"})
+    frozen = copy.deepcopy(good)
+    validate(good)
+    assert good == frozen
+    with pytest.raises(Denied, match="port 99999 is out of range"):
+        validate(pod({R: "99999:1"}))
+    with pytest.raises(Denied, match="hostNetwork pod"):
+        validate(pod({R: "1:2"}, hostNetwork=True))
+
+
+def test_agent_mode_output_is_the_input_plus_the_gate_lines_only() -> None:
+    # Comments, quoting, key order and indentation of every document survive byte for byte.
+    before = (GOLDEN / "workloads.in.yaml").read_text().splitlines()
+    after = (GOLDEN / "workloads.agent.golden.yaml").read_text().splitlines()
+    diff = list(difflib.ndiff(before, after))
+    assert not [line for line in diff if line.startswith("- ")]
+    added = {line[2:].strip() for line in diff if line.startswith("+ ")}
+    assert added == {"readinessGates:", "- conditionType: podnat.io/redirects-applied"}

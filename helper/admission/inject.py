@@ -1,15 +1,16 @@
 """The one mutation behind `podnat inject` and the admission webhook.
 
-A pod (or a workload's pod template) carrying `podnat.io/redirect` gets the
-`podnat-init` init container, first, with the Downward API volume it reads its
-annotations from. Pure: objects in, objects out; annotation syntax is the parser's.
+A pod (or a workload's pod template) carrying `podnat.io/redirect` gets, in init mode,
+the `podnat-init` init container, first, with the Downward API volume it reads its
+annotations from; in agent mode only the readiness gate `podnat.io/redirects-applied`
+(the node's agent installs the rules and sets that condition). Pure: objects in,
+objects out; annotation syntax is the parser's.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from helper.admission.pod_templates import (
@@ -21,23 +22,32 @@ from helper.admission.pod_templates import (
     pod_template,
     template_path,
 )
+from helper.admission.podnat_init import (
+    INIT_NAME,
+    PODINFO_DIR,
+    VOLUME_NAME,
+    InjectConfig,
+    init_container,
+    is_podinfo_volume,
+    is_podnat_init,
+    podinfo_volume,
+)
 from helper.errors import ExitCode, PodnatError
-from helper.plan.annotations import PREFIX, REDIRECT
+from helper.plan.annotations import PREFIX, REDIRECT, REDIRECTS_APPLIED
 from helper.plan.parse import InvalidPlanError, parse_plan
 
-INIT_NAME = "podnat-init"
-VOLUME_NAME = "podnat-podinfo"
-PODINFO_DIR = "/etc/podinfo"
-
-
-@dataclass(frozen=True)
-class InjectConfig:
-    """What the injected container looks like; the chart's values map onto these."""
-
-    image: str = "podnat:0.1.0"
-    pull_policy: str = "IfNotPresent"
-    backend: str = "auto"
-    run_as_user: int | None = None  # None: the image's own (non-root) user
+__all__ = [  # InjectConfig and the names of podnat-init come from podnat_init
+    "INIT_NAME",
+    "VOLUME_NAME",
+    "Denied",
+    "InjectConfig",
+    "NotAString",
+    "misplaced_annotations",
+    "mutate",
+    "podnat_annotations",
+    "readiness_gate",
+    "validate",
+]
 
 
 class Denied(PodnatError):  # noqa: N818 - a verdict, not a failure of podnat's
@@ -76,31 +86,18 @@ def mutate(obj: Obj, config: InjectConfig) -> Obj:
     Windows, a foreign `podnat-init` or `podnat-podinfo`); ManifestError for malformed
     shapes.
     """
-    template = pod_template(obj)
-    if template is None:
+    checked = _checked(obj)
+    if checked is None:
         return obj
-    trail = _trail(obj)
-    annotations = _podnat_keys(obj, template, trail)
-    _require_strings(obj, annotations)
-    try:
-        plan = parse_plan(annotations)
-    except InvalidPlanError as err:
-        raise Denied(f"{name_of(obj)}: invalid annotations: " + "; ".join(err.lines())) from err
-    if plan.is_empty:
-        return obj
-    spec = mapping(obj, template, "spec", trail) or {}
-    spec_trail = f"{trail}.spec" if trail else "spec"
-    _refuse_unfit_pods(obj, spec, spec_trail)
+    spec, spec_trail = checked
+    if config.mode == "agent":
+        return _with_readiness_gate(obj, spec, spec_trail)
     inits = list_of_mappings(obj, spec, "initContainers", spec_trail)
     volumes = list_of_mappings(obj, spec, "volumes", spec_trail)
     if _already_injected(obj, spec, inits, volumes, spec_trail):
         return obj
     out = copy.deepcopy(obj)
-    out_template = pod_template(out)
-    assert out_template is not None  # noqa: S101 - a deep copy has the original's shape
-    out_spec = out_template.get("spec")
-    if out_spec is None:
-        out_spec = out_template["spec"] = {}
+    out_spec = _spec_of(out)
     # In place, so that a round-trip document keeps its lists' comments and style.
     if out_spec.get("initContainers") is None:
         out_spec["initContainers"] = []
@@ -109,6 +106,55 @@ def mutate(obj: Obj, config: InjectConfig) -> Obj:
         if out_spec.get("volumes") is None:
             out_spec["volumes"] = []
         out_spec["volumes"].append(podinfo_volume())
+    return out
+
+
+def validate(obj: Obj) -> None:
+    """What mutate refuses, without mutating: for a change of a running pod's annotations."""
+    _checked(obj)
+
+
+def _checked(obj: Obj) -> tuple[Obj, str] | None:
+    """The pod spec (and its trail) when the annotations ask for redirects, else None."""
+    template = pod_template(obj)
+    if template is None:
+        return None
+    trail = _trail(obj)
+    annotations = _podnat_keys(obj, template, trail)
+    _require_strings(obj, annotations)
+    try:
+        plan = parse_plan(annotations)
+    except InvalidPlanError as err:
+        raise Denied(f"{name_of(obj)}: invalid annotations: " + "; ".join(err.lines())) from err
+    if plan.is_empty:
+        return None
+    spec = mapping(obj, template, "spec", trail) or {}
+    spec_trail = f"{trail}.spec" if trail else "spec"
+    _refuse_unfit_pods(obj, spec, spec_trail)
+    return spec, spec_trail
+
+
+def _spec_of(out: Obj) -> Obj:
+    """The spec of a copy `_checked` accepted, made if absent."""
+    template = pod_template(out)
+    assert template is not None  # noqa: S101 - a deep copy has the original's shape
+    spec: Obj | None = template.get("spec")
+    if spec is None:
+        spec = template["spec"] = {}
+    return spec
+
+
+def _with_readiness_gate(obj: Obj, spec: Obj, trail: str) -> Obj:
+    """Agent mode: the pod is not Ready before the agent reports its rules in; nothing else."""
+    gates = list_of_mappings(obj, spec, "readinessGates", trail)
+    if any(gate.get("conditionType") == REDIRECTS_APPLIED for gate in gates):
+        return obj
+    out = copy.deepcopy(obj)
+    out_spec = _spec_of(out)
+    # Appended in place: the pod's own gates keep their order (and a document its style).
+    if out_spec.get("readinessGates") is None:
+        out_spec["readinessGates"] = []
+    out_spec["readinessGates"].append(readiness_gate())
     return out
 
 
@@ -167,8 +213,8 @@ def _refuse_unfit_pods(obj: Obj, spec: Obj, trail: str) -> None:
     if "windows" in (pod_os.get("name"), node_selector.get("kubernetes.io/os")):
         raise Denied(
             f"{name_of(obj)}: {REDIRECT} on a Windows pod (spec.os.name or nodeSelector "
-            "kubernetes.io/os): podnat programs Linux netfilter and its init container runs "
-            "on Linux only; remove the annotation"
+            "kubernetes.io/os): podnat programs Linux netfilter and runs on Linux only; "
+            "remove the annotation"
         )
     for field in ("containers", "ephemeralContainers"):
         for container in list_of_mappings(obj, spec, field, trail):
@@ -184,7 +230,7 @@ def _already_injected(
 ) -> bool:
     """True if podnat's own container is there; Denied if a foreign one holds its names."""
     volume = next((v for v in volumes if v.get("name") == VOLUME_NAME), None)
-    if volume is not None and not _is_podinfo_volume(volume):
+    if volume is not None and not is_podinfo_volume(volume):
         raise Denied(
             f"{name_of(obj)}: {trail}.volumes has a volume named {VOLUME_NAME} that is not "
             "podnat's Downward API volume (podnat's init container would read the wrong "
@@ -193,7 +239,7 @@ def _already_injected(
     init = next((c for c in inits if c.get("name") == INIT_NAME), None)
     if init is None:
         return False
-    if not _is_podnat_init(init):
+    if not is_podnat_init(init):
         raise Denied(
             f"{name_of(obj)}: {trail}.initContainers has a container named {INIT_NAME} that "
             f"podnat did not make (not `apply` with {VOLUME_NAME} at {PODINFO_DIR}): rename it"
@@ -206,74 +252,5 @@ def _already_injected(
     return True
 
 
-def _is_podinfo_volume(volume: Obj) -> bool:
-    # The API server adds defaults (defaultMode, fieldRef.apiVersion): allow those.
-    downward = volume.get("downwardAPI")
-    if set(volume) != {"name", "downwardAPI"} or not isinstance(downward, dict):
-        return False
-    items = downward.get("items")
-    if not set(downward) <= {"items", "defaultMode"} or not isinstance(items, list):
-        return False
-    if len(items) != 1 or not isinstance(items[0], dict):
-        return False
-    item, field_ref = items[0], items[0].get("fieldRef")
-    return (
-        set(item) == {"path", "fieldRef"}
-        and item.get("path") == "annotations"
-        and isinstance(field_ref, dict)
-        and field_ref.get("fieldPath") == "metadata.annotations"
-        and field_ref.get("apiVersion", "v1") == "v1"
-    )
-
-
-def _is_podnat_init(container: Obj) -> bool:
-    args, mounts = container.get("args"), container.get("volumeMounts")
-    ours = {"name": VOLUME_NAME, "mountPath": PODINFO_DIR}
-    return (
-        isinstance(args, list)
-        and args[:1] == ["apply"]
-        and isinstance(mounts, list)
-        and any(isinstance(m, dict) and ours.items() <= m.items() for m in mounts)
-    )
-
-
-def init_container(config: InjectConfig) -> Obj:
-    # NET_ADMIN is all nft needs. NET_RAW only for an explicit iptables-legacy:
-    # with `auto`, legacy's probe fails without it and nft is chosen.
-    capabilities = ["NET_ADMIN"] + (["NET_RAW"] if config.backend == "iptables-legacy" else [])
-    security: Obj = {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"], "add": capabilities},
-        # PodSecurity `restricted` requires a seccomp profile.
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    if config.run_as_user is not None:
-        security["runAsUser"] = config.run_as_user
-    return {
-        "name": INIT_NAME,
-        "image": config.image,
-        "imagePullPolicy": config.pull_policy,
-        "args": ["apply", "--backend", config.backend, "--log-format", "json"],
-        "env": [
-            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {
-                "name": "POD_NAMESPACE",
-                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-            },
-        ],
-        "volumeMounts": [{"name": VOLUME_NAME, "mountPath": PODINFO_DIR, "readOnly": True}],
-        "securityContext": security,
-        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
-
-
-def podinfo_volume() -> Obj:
-    return {
-        "name": VOLUME_NAME,
-        "downwardAPI": {
-            "items": [{"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}]
-        },
-    }
+def readiness_gate() -> Obj:
+    return {"conditionType": REDIRECTS_APPLIED}

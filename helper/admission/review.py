@@ -2,8 +2,10 @@
 
 The HTTP server around it comes with the webhook; this is the part that decides.
 Pydantic validates the request at this edge, and the parts of the pod podnat
-reads (a malformed review or pod is a 400, never a crash); the pod itself goes
-through the same mutation as `podnat inject`.
+reads (a malformed review or pod is a 400, never a crash); a CREATE goes through
+the same mutation as `podnat inject`. An UPDATE that changes `podnat.io/*` values is
+validated the same way and never patched: denied when invalid; in init mode admitted
+with a warning, because podnat-init applies rules only when a pod starts.
 Spec: https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/
 """
 
@@ -16,13 +18,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
-from helper.admission.inject import Denied, InjectConfig, mutate
+from helper.admission.inject import Denied, InjectConfig, mutate, podnat_annotations, validate
 from helper.errors import ManifestError
 
 API_VERSION = "admission.k8s.io/v1"
 MAX_MESSAGE = 4096  # characters of a denial or a 400: a hostile pod must not make it large
 MAX_SHAPE_PROBLEMS = 5
 _MAX_KEY = 64  # a key quoted in a message: the item is named, not copied
+_MAX_NAMED = 3  # changed annotations a warning names
 
 
 class BadReview(Exception):  # noqa: N818 - maps to HTTP 400, not to a podnat failure
@@ -43,6 +46,7 @@ class _Request(BaseModel):
     operation: str
     namespace: str | None = None
     object: dict[str, Any] | None = None
+    old_object: dict[str, Any] | None = Field(None, alias="oldObject")
 
 
 class _Review(BaseModel):
@@ -79,6 +83,11 @@ class _Metadata(TypedDict, total=False):
 
 
 @with_config(_SHAPE)
+class _Gate(TypedDict):
+    conditionType: str
+
+
+@with_config(_SHAPE)
 class _Spec(TypedDict, total=False):
     hostNetwork: bool | None
     containers: Annotated[list[_Named] | None, Field(fail_fast=True)]
@@ -86,6 +95,7 @@ class _Spec(TypedDict, total=False):
     volumes: Annotated[list[_Named] | None, Field(fail_fast=True)]
     os: _Os | None
     nodeSelector: Annotated[dict[str, str] | None, Field(fail_fast=True)]
+    readinessGates: Annotated[list[_Gate] | None, Field(fail_fast=True)]
 
 
 @with_config(_SHAPE)
@@ -106,26 +116,71 @@ def review(body: bytes, config: InjectConfig) -> dict[str, Any]:
     request = parsed.request
     response: dict[str, Any] = {"uid": request.uid, "allowed": True}
     pod = request.object
-    if request.kind.kind == "Pod" and request.operation == "CREATE" and pod is not None:
-        try:
-            _POD.validate_python(pod)
-        except ValidationError as err:
-            raise BadReview(f"not a pod podnat can read: {describe(err)}") from err
-        pod = {**pod, "kind": "Pod"}  # the request says what it is
-        try:
-            mutated = mutate(pod, config)
-        except ManifestError as err:
-            raise BadReview(_capped(f"not a pod podnat can read: {err}")) from err
-        except Denied as denied:
-            response["allowed"] = False
-            message = _capped(denied.message)
-            response["status"] = {"code": 400, "reason": "Invalid", "message": message}
-        else:
-            if mutated is not pod:
-                patch = json_patch(pod, mutated)
-                response["patchType"] = "JSONPatch"
-                response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+    if request.kind.kind == "Pod" and pod is not None:
+        if request.operation == "CREATE":
+            _create(_readable(pod, ""), config, response)
+        elif request.operation == "UPDATE":
+            if request.old_object is None:
+                raise BadReview("an UPDATE review of a pod without its oldObject")
+            old = _readable(request.old_object, "oldObject: ")
+            _update(old, _readable(pod, ""), config, response)
     return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}
+
+
+def _readable(pod: dict[str, Any], which: str) -> dict[str, Any]:
+    """The pod, checked where podnat reads it; `kind` set (the request says what it is)."""
+    try:
+        _POD.validate_python(pod)
+    except ValidationError as err:
+        raise BadReview(f"{which}not a pod podnat can read: {describe(err)}") from err
+    return {**pod, "kind": "Pod"}
+
+
+def _create(pod: dict[str, Any], config: InjectConfig, response: dict[str, Any]) -> None:
+    try:
+        mutated = mutate(pod, config)
+    except ManifestError as err:
+        raise BadReview(_capped(f"not a pod podnat can read: {err}")) from err
+    except Denied as denied:
+        _deny(response, denied)
+    else:
+        if mutated is not pod:
+            patch = json_patch(pod, mutated)
+            response["patchType"] = "JSONPatch"
+            response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+
+
+def _update(
+    old: dict[str, Any], new: dict[str, Any], config: InjectConfig, response: dict[str, Any]
+) -> None:
+    try:
+        before, after = podnat_annotations(old), podnat_annotations(new)
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        if changed:
+            validate(new)
+    except ManifestError as err:
+        raise BadReview(_capped(f"not a pod podnat can read: {err}")) from err
+    except Denied as denied:
+        _deny(response, denied)
+        return
+    if changed and config.mode == "init":
+        response["warnings"] = [pending_warning(changed)]
+
+
+def _deny(response: dict[str, Any], denied: Denied) -> None:
+    response["allowed"] = False
+    response["status"] = {"code": 400, "reason": "Invalid", "message": _capped(denied.message)}
+
+
+def pending_warning(changed: list[str]) -> str:
+    """Init mode's word on an admitted change: short (kubectl prints it as one line)."""
+    names = [k if len(k) <= _MAX_KEY else k[:_MAX_KEY] + "…" for k in changed[:_MAX_NAMED]]
+    if len(changed) > _MAX_NAMED:
+        names.append(f"{len(changed) - _MAX_NAMED} more")
+    return (
+        f"podnat: {', '.join(names)} changed: takes effect at the next pod start "
+        "(podnat-init applies rules only when the pod starts)"
+    )
 
 
 def describe(err: ValidationError) -> str:
@@ -171,12 +226,13 @@ def _capped(text: str) -> str:
 def json_patch(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
     """RFC 6902 operations turning `before`'s pod spec into `after`'s.
 
-    The mutation only ever sets spec.initContainers and spec.volumes, so the patch
-    sets those two lists whole: exact, and independent of list diffing.
+    The mutation only ever sets spec.initContainers and spec.volumes (init mode) or
+    spec.readinessGates (agent mode), so the patch sets those lists whole: exact, and
+    independent of list diffing.
     """
     old, new = before.get("spec") or {}, after.get("spec") or {}
     ops = []
-    for field in ("initContainers", "volumes"):
+    for field in ("initContainers", "volumes", "readinessGates"):
         if new.get(field) == old.get(field):
             continue
         op = "replace" if field in old else "add"

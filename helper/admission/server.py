@@ -259,6 +259,12 @@ def serve(
         finally:
             task.cancel()
 
-    _log.info("webhook listening on https://%s:%d (image %s)", host, port, config.image)
+    _log.info(
+        "webhook listening on https://%s:%d (%s mode, image %s)",
+        host,
+        port,
+        config.mode,
+        config.image,
+    )
     with asyncio.Runner(loop_factory=lambda: HandshakeDeadlineLoop(limits.header_timeout)) as run:
         run.run(main())

@@ -12,6 +12,9 @@ FAMILIES = PREFIX + "ip-families"
 
 KNOWN_KEYS = (REDIRECT, SOURCES, LOCAL, FAMILIES)
 
+# The pod condition agent mode reports, and the readiness gate its pods wait on.
+REDIRECTS_APPLIED = PREFIX + "redirects-applied"
+
 
 def podnat_keys(annotations: dict[str, str]) -> list[str]:
     return sorted(key for key in annotations if key.startswith(PREFIX))

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
@@ -18,136 +14,24 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.cases import R
 from tests.kit.controlplane import ControlPlane
-from tests.kit.pki import Pki
 from tests.kit.tools import Tools
-from tests.kit.webhook import free_port, running_webhook
+from tests.kit.webhook import free_port
 from tests.kube.accounts import mount_account, pod_env
 from tests.kube.helm import CHART
+from tests.kube.webhook_kit import (
+    RELEASE,
+    SHOP,
+    SYSTEM,
+    as_dict,
+    ca_bundles,
+    create,
+    ensure_namespace,
+    init_names,
+    secret_data,
+)
 from tests.netns.podnat import cli
 
 pytestmark = pytest.mark.netns
-
-
-RELEASE = "podnat"
-SYSTEM = "podnat-system"
-SHOP = "podnat-shop"  # the namespace the release grants the helper's API access in
-
-
-def ensure_namespace(
-    api: client.ApiClient, name: str, labels: dict[str, str] | None = None
-) -> None:
-    core = client.CoreV1Api(api)
-    try:
-        core.create_namespace(
-            client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels))
-        )
-    except ApiException as err:
-        if err.status != 409:
-            raise
-    try:
-        core.create_namespaced_service_account(
-            name, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="default"))
-        )  # no controller-manager here to make it
-    except ApiException as err:
-        if err.status != 409:
-            raise
-
-
-def host_webhook_args(api: client.ApiClient, tmp: Path) -> tuple[Pki, Path, Path, list[str]]:
-    """The chart's TLS material (from its Secret) and its Deployment's webhook arguments."""
-    secret = secret_data(api, f"{RELEASE}-tls")
-    for name in ("ca.crt", "tls.crt", "tls.key"):
-        (tmp / name).write_bytes(base64.b64decode(secret[name]))
-    deployment = as_dict(api, client.AppsV1Api(api).read_namespaced_deployment(RELEASE, SYSTEM))
-    args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[0] == "webhook"
-    kept = [a for a in args[1:] if not a.startswith(("--cert=", "--key=", "--port="))]
-    return Pki(tmp), tmp / "tls.crt", tmp / "tls.key", kept
-
-
-@pytest.fixture(scope="module")
-def registered(
-    api: client.ApiClient, tools: Tools, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """`helm install` of the chart, its webhook served on the host: `podnat webhook` runs with
-    the chart's certificate and arguments at the URL the chart registered (TLS verified
-    against the chart's CA bundle)."""
-    ensure_namespace(api, SYSTEM)
-    ensure_namespace(api, SHOP)
-    port = free_port()
-    tools.helm(
-        "install", RELEASE, str(CHART), "--namespace", SYSTEM,
-        "--set", f"webhook.url=https://localhost:{port}/mutate",
-        "--set", "tls.extraDNSNames={localhost}",
-        "--set", "image.tag=test",
-        "--set", f"rbac.helperBindings[0].namespace={SHOP}",
-    )  # fmt: skip
-    pki, cert, key, args = host_webhook_args(api, tmp_path_factory.mktemp("chart-tls"))
-    command = [sys.executable, "-m", "helper.cli"]
-    try:
-        with running_webhook(command, pki, cert, key, *args, port=port):
-            yield RELEASE
-    finally:
-        tools.helm("uninstall", RELEASE, "--namespace", SYSTEM)
-    configs = client.AdmissionregistrationV1Api(api).list_mutating_webhook_configuration()
-    assert RELEASE not in [c["metadata"]["name"] for c in as_dict(api, configs)["items"]]
-
-
-@pytest.fixture
-def namespace(api: client.ApiClient, registered: str) -> Iterator[str]:
-    ns = f"podnat-wh-{uuid.uuid4().hex[:6]}"
-    ensure_namespace(api, ns, {"podnat.io/inject": "enabled"})
-    # The API server picks new webhook configurations up asynchronously: wait for it.
-    for _ in range(100):
-        probe = create(api, ns, {R: "1:2"}, dry_run=True)
-        if init_names(probe):
-            break
-        time.sleep(0.1)
-    try:
-        yield ns
-    finally:
-        client.CoreV1Api(api).delete_namespace(ns)
-
-
-def create(
-    api: client.ApiClient,
-    ns: str,
-    annotations: dict[str, str],
-    *,
-    dry_run: bool = False,
-    host_network: bool = False,
-    labels: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    body = client.V1Pod(
-        metadata=client.V1ObjectMeta(generate_name="web-", annotations=annotations, labels=labels),
-        spec=client.V1PodSpec(
-            host_network=host_network,
-            containers=[client.V1Container(name="app", image="app:1")],
-        ),
-    )
-    pod = client.CoreV1Api(api).create_namespaced_pod(ns, body, dry_run="All" if dry_run else None)
-    return as_dict(api, pod)
-
-
-def as_dict(api: client.ApiClient, obj: object) -> dict[str, Any]:
-    serialized: dict[str, Any] = api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
-    return serialized
-
-
-def secret_data(api: client.ApiClient, name: str) -> dict[str, str]:
-    secret = client.CoreV1Api(api).read_namespaced_secret(name, SYSTEM)
-    data: dict[str, str] = as_dict(api, secret)["data"]
-    return data
-
-
-def ca_bundles(api: client.ApiClient, name: str) -> list[str]:
-    admission = client.AdmissionregistrationV1Api(api)
-    config = as_dict(api, admission.read_mutating_webhook_configuration(name))
-    return [w["clientConfig"]["caBundle"] for w in config["webhooks"]]
-
-
-def init_names(pod: dict[str, Any]) -> list[str]:
-    return [c["name"] for c in pod["spec"].get("initContainers") or []]
 
 
 def test_the_api_server_stores_an_annotated_pod_with_podnat_init_once(

@@ -63,14 +63,24 @@ clientConfig:
 rules:
   - apiGroups: [""]
     apiVersions: [v1]
-    operations: [CREATE]
+    operations: [CREATE, UPDATE]
     resources: [pods]
     scope: Namespaced
-# Only pods with a podnat.io/* annotation reach the webhook: the rest are admitted even
-# while it is down (and invalid podnat keys still get the parser's denial).
+# Only the CREATE of a pod with a podnat.io/* annotation, and an UPDATE that adds, changes or
+# removes a podnat.io/* value, reach the webhook: every other request is admitted even while
+# the webhook is down (a label or finalizer change of an annotated pod too), and invalid podnat
+# values still get the parser's denial.
 matchConditions:
-  - name: has-podnat-annotations
+  - name: podnat-annotations-set-or-changed
     expression: >-
-      has(object.metadata.annotations) &&
-      object.metadata.annotations.exists(k, k.startsWith('podnat.io/'))
+      request.operation == 'CREATE'
+      ? (has(object.metadata.annotations) &&
+         object.metadata.annotations.exists(k, k.startsWith('podnat.io/')))
+      : ((has(object.metadata.annotations) &&
+          object.metadata.annotations.exists(k, k.startsWith('podnat.io/') &&
+            !(has(oldObject.metadata.annotations) && k in oldObject.metadata.annotations &&
+              oldObject.metadata.annotations[k] == object.metadata.annotations[k]))) ||
+         (has(oldObject.metadata.annotations) &&
+          oldObject.metadata.annotations.exists(k, k.startsWith('podnat.io/') &&
+            !(has(object.metadata.annotations) && k in object.metadata.annotations))))
 {{- end }}
