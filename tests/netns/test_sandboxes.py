@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -247,11 +248,17 @@ def test_a_replaced_sandbox_is_found_in_its_new_namespace(
     # The kubelet's new sandbox: a new pause process, a new namespace; the old one killed.
     new = lab_node.start(new_netns)
     cgroups.place(systemd(uid).replace(CONTAINER, "c" * 64), new)
-    lab_node.stop(old)
+    os.kill(old, signal.SIGKILL)  # not reaped yet: a zombie, with no namespace any more
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{old}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
     after = finder.find(uid)
     assert after is not None
     assert (after.pid, after.inode) == (new, lab_node.inode(new_netns))
     assert after.inode != before.inode
+    lab_node.stop(old)
+    assert finder.find(uid) == after
 
 
 HOSTILE = ["", "../", "*", "pod", "..", "kubepods", "%s/..", "%s*", "%s\n", "x" * 100_000]
