@@ -1,0 +1,1 @@
+"""`podnat agent`: one per node, applying pods' redirects in their network namespaces."""
