@@ -74,3 +74,18 @@ matchConditions:
       has(object.metadata.annotations) &&
       object.metadata.annotations.exists(k, k.startsWith('podnat.io/'))
 {{- end }}
+
+{{/* The agent's objects (mode: agent): its DaemonSet, ServiceAccount, RBAC and Service. */}}
+{{- define "podnat.agentName" -}}
+{{- printf "%s-agent" (include "podnat.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "podnat.agentSelectorLabels" -}}
+{{ include "podnat.selectorLabels" . }}
+app.kubernetes.io/component: agent
+{{- end }}
+
+{{/* The port of agent.listen ("0.0.0.0:9102", "[::]:9102"): probes and the metrics Service. */}}
+{{- define "podnat.agentPort" -}}
+{{ splitList ":" .Values.agent.listen | last }}
+{{- end }}
