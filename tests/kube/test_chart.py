@@ -34,12 +34,14 @@ def cluster_ready(tools: Tools) -> Tools:
     ).stdout.strip()
     for name in ("certificates", "issuers"):
         tools.kubectl("apply", "-f", f"{crds}/cert-manager.io_{name}.yaml")
-    # Polled, not `kubectl wait`: that fails at once while a fresh CRD has no status yet.
+    # Polled, not `kubectl wait`: that fails at once while a fresh CRD has no status yet
+    # (and so does this jsonpath, while status.conditions is still null: not yet, not an error).
     established = '{.status.conditions[?(@.type=="Established")].status}'
     deadline = time.monotonic() + 60
     for name in ("certificates", "issuers"):
         crd = f"crd/{name}.cert-manager.io"
-        while tools.kubectl("get", crd, "-o", f"jsonpath={established}").stdout != "True":
+        get = ("get", crd, "-o", f"jsonpath={established}")
+        while tools.kubectl(*get, check=False).stdout != "True":
             assert time.monotonic() < deadline, f"{crd} not Established within 60 s"
             time.sleep(0.2)
     for ns in (NAMESPACE, "shop", "web"):
