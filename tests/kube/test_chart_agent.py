@@ -3,6 +3,7 @@ RBAC, the own-node policy and the metrics Service, as `helm template` renders th
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.kit.tools import Tools
@@ -165,3 +166,33 @@ def test_the_notes_say_what_each_mode_needs(tools: Tools) -> None:
     init = notes()
     assert "podnat-init" in init
     assert "daemonset" not in init
+
+
+def test_the_agent_needs_the_privileged_pod_security_level_as_the_notes_say(
+    tools: Tools,
+) -> None:
+    (daemonset,) = find(render(tools), "DaemonSet")
+    for level in ("baseline", "privileged"):
+        namespace = f"podnat-psa-{level}"
+        if tools.kubectl("get", "namespace", namespace, check=False).returncode != 0:
+            tools.kubectl("create", "namespace", namespace)
+        tools.kubectl(
+            "label", "namespace", namespace, f"pod-security.kubernetes.io/enforce={level}"
+        )
+        tools.kubectl("create", "serviceaccount", AGENT, "-n", namespace, check=False)
+        agent = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "agent", "namespace": namespace},
+            "spec": daemonset["spec"]["template"]["spec"],
+        }
+        done = tools.kubectl(
+            "create", "--dry-run=server", "-f", "-", stdin=json.dumps(agent), check=False
+        )
+        if level == "privileged":
+            assert done.returncode == 0, done.stderr
+        else:
+            assert done.returncode != 0
+            assert 'violates PodSecurity "baseline:latest"' in done.stderr
+            for refused in ("hostPID=true", "SYS_ADMIN", "SYS_PTRACE", "NET_ADMIN"):
+                assert refused in done.stderr
