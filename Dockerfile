@@ -19,7 +19,7 @@ RUN python3 -c 'import ensurepip' 2>/dev/null \
  && find /opt/podnat -depth \( -name __pycache__ -o -name tests -o -name '*.pyi' \) -exec rm -rf {} + \
  && rm -rf /opt/podnat/bin/Activate.ps1 \
  && /opt/podnat/bin/python3 -m compileall -q -j 0 /opt/podnat/lib \
- && python3 -c 'import os, struct; os.setxattr("/opt/podnat/bin/python3", "security.capability", struct.pack("<5I", 0x02000000, 1 << 12 | 1 << 13, 0, 0, 0))'
+ && python3 -c 'import os, struct; os.setxattr("/opt/podnat/bin/python3", "security.capability", struct.pack("<5I", 0x02000000, 1 << 12 | 1 << 13 | 1 << 19 | 1 << 21, 0, 0, 0))'
 
 FROM ${BASE_IMAGE}
 # Only the userspace the backends load: libnftables for nft, libxtables + libiptc and the
@@ -27,10 +27,13 @@ FROM ${BASE_IMAGE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libnftables1 iptables \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log
-# The interpreter carries NET_ADMIN and NET_RAW as *permitted-only* file capabilities
-# (security.capability v2: no effective bit, bits 12 and 13, set in the build stage; COPY
-# keeps them): a non-root process holds whichever of them the pod adds, and podnat raises
-# them to effective itself. The lock file exists so flock works for a non-root user on a
+# The interpreter carries NET_ADMIN, NET_RAW, SYS_PTRACE and SYS_ADMIN as *permitted-only*
+# file capabilities (security.capability v2: bits 12, 13, 19 and 21, no effective bit, set in
+# the build stage; COPY keeps them): a non-root process holds whichever of them the pod adds,
+# and podnat raises them to effective itself. SYS_ADMIN (setns into a pod's network namespace)
+# and SYS_PTRACE (open /proc/PID/ns/net of another user's process) are for `podnat agent`;
+# every other container's bounding set cuts them, and with no effective bit no exec fails
+# where a pod grants fewer. The lock file exists so flock works for a non-root user on a
 # read-only root filesystem.
 COPY --from=build /opt/podnat /opt/podnat
 RUN touch /run/xtables.lock && chmod 0644 /run/xtables.lock

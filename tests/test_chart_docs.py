@@ -15,7 +15,7 @@ CHART = Path(__file__).resolve().parents[1] / "charts" / "podnat"
 def leaves(schema: dict[str, Any], prefix: str = "") -> list[str]:
     props = schema.get("properties")
     # Objects that take free-form or small structured values are documented as one row.
-    if not props or prefix.endswith(("resources", "issuerRef")):
+    if not props or prefix.endswith(("resources", "issuerRef", "updateStrategy")):
         return [prefix]
     return [
         leaf for key, sub in props.items() for leaf in leaves(sub, f"{prefix}.{key}".strip("."))

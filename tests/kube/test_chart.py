@@ -18,6 +18,9 @@ from tests.kube.helm import CHART, VALUE_SETS, documents, find, template
 
 VALUE_FILES = sorted(VALUE_SETS.glob("*.yaml"))
 NAMESPACE = "podnat-chart"
+COMPONENT = "app.kubernetes.io/component"
+AGENT_KINDS = {"DaemonSet", "ClusterRoleBinding", "ValidatingAdmissionPolicy",
+               "ValidatingAdmissionPolicyBinding"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +34,14 @@ def cluster_ready(tools: Tools) -> Tools:
     ).stdout.strip()
     for name in ("certificates", "issuers"):
         tools.kubectl("apply", "-f", f"{crds}/cert-manager.io_{name}.yaml")
-    # Polled, not `kubectl wait`: that fails at once while a fresh CRD has no status yet.
+    # Polled, not `kubectl wait`: that fails at once while a fresh CRD has no status yet
+    # (and so does this jsonpath, while status.conditions is still null: not yet, not an error).
     established = '{.status.conditions[?(@.type=="Established")].status}'
     deadline = time.monotonic() + 60
     for name in ("certificates", "issuers"):
         crd = f"crd/{name}.cert-manager.io"
-        while tools.kubectl("get", crd, "-o", f"jsonpath={established}").stdout != "True":
+        get = ("get", crd, "-o", f"jsonpath={established}")
+        while tools.kubectl(*get, check=False).stdout != "True":
             assert time.monotonic() < deadline, f"{crd} not Established within 60 s"
             time.sleep(0.2)
     for ns in (NAMESPACE, "shop", "web"):
@@ -59,6 +64,8 @@ def test_the_api_server_accepts_every_rendered_object(cluster_ready: Tools, valu
     accounts = [yaml.safe_dump(doc) for doc in find(documents(rendered), "ServiceAccount")]
     cluster_ready.kubectl("apply", "-f", "-", stdin="---\n".join(accounts))
     assert {"Deployment", "Service", "MutatingWebhookConfiguration"} <= kinds
+    if values.stem == "agent":
+        assert kinds >= AGENT_KINDS
     out = cluster_ready.kubectl("apply", "--dry-run=server", "-f", "-", stdin=rendered).stdout
     assert out.count("(server dry run)") == len(documents(rendered))
 
@@ -100,6 +107,11 @@ def test_defaults_inject_opted_in_namespaces_only_and_never_the_system_or_own_on
     assert deployment["spec"]["replicas"] == 2
     assert find(docs, "PodDisruptionBudget")[0]["spec"]["minAvailable"] == 1
     assert not find(docs, "ClusterRole")  # no API access unless asked for
+    assert not {doc["kind"] for doc in docs} & AGENT_KINDS  # mode: init
+    assert not [d for d in docs if d["metadata"].get("labels", {}).get(COMPONENT) == "agent"]
+    # The webhook's Service and PDB never select the agent's pods (same selector labels).
+    (service,) = find(docs, "Service")
+    assert service["spec"]["selector"][COMPONENT] == "webhook"
 
 
 def test_minimal_values_reach_every_object(tools: Tools) -> None:
@@ -162,6 +174,12 @@ def test_the_serving_certificate_names_the_service_and_chains_to_the_ca_bundle(
         ("webhook.port=80", "/webhook/port"),
         ("webhook.url=http://insecure/mutate", "/webhook/url"),
         ("webhook.replica=3", "replica"),
+        ("mode=sidecar", "/mode"),
+        ("agent.verifyInterval=0", "/agent/verifyInterval"),
+        ("agent.listen=9102", "/agent/listen"),
+        ("agent.listen=0.0.0.0:80", "/agent/listen"),
+        ("agent.ownNodePolicy.enabled=yes", "/agent/ownNodePolicy/enabled"),
+        ("agent.updateStrategy.type=Surge", "/agent/updateStrategy/type"),
     ],
 )
 def test_the_schema_rejects_bad_values_by_name(tools: Tools, setting: str, complaint: str) -> None:

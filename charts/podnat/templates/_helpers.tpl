@@ -84,3 +84,18 @@ matchConditions:
           oldObject.metadata.annotations.exists(k, k.startsWith('podnat.io/') &&
             !(has(object.metadata.annotations) && k in object.metadata.annotations))))
 {{- end }}
+
+{{/* The agent's objects (mode: agent): its DaemonSet, ServiceAccount, RBAC and Service. */}}
+{{- define "podnat.agentName" -}}
+{{- printf "%s-agent" (include "podnat.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "podnat.agentSelectorLabels" -}}
+{{ include "podnat.selectorLabels" . }}
+app.kubernetes.io/component: agent
+{{- end }}
+
+{{/* The port of agent.listen ("0.0.0.0:9102", "[::]:9102"): probes and the metrics Service. */}}
+{{- define "podnat.agentPort" -}}
+{{ splitList ":" .Values.agent.listen | last }}
+{{- end }}
