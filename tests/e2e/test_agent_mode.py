@@ -211,7 +211,7 @@ def test_a_pod_is_not_ready_before_its_rules_are_in(
         types = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
         assert types["Ready"] == "False" and CONDITION not in types, types
     finally:
-        back = {"spec": {"template": {"spec": {"nodeSelector": {"kubernetes.io/os": "linux"}}}}}
+        back = {"spec": {"template": {"spec": {"nodeSelector": {"podnat.io/nowhere": None}}}}}
         cluster.kubectl(
             "patch", "daemonset", daemonset, "-n", SYSTEM, "--type", "merge", "-p", json.dumps(back)
         )
