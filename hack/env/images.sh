@@ -76,11 +76,14 @@ podnat)
         python3 -m pip wheel -q --wheel-dir "$deps.tmp" "$repo" && rm -f "$deps.tmp"/podnat-*.whl
         mv "$deps.tmp" "$deps"
     fi
-    rm -rf "$repo/build/wheels"
+    # setuptools reuses build/lib: a module moved or deleted since would stay in the wheel.
+    rm -rf "$repo/build/wheels" "$repo/build/lib" "$repo/build/bdist."*
     mkdir -p "$repo/build/wheels"
     cp "$deps"/*.whl "$repo/build/wheels/"
     python3 -m pip wheel -q --no-deps --wheel-dir "$repo/build/wheels" "$repo"
-    docker build -q --build-arg "BASE_IMAGE=$BASE" -t "$IMAGE" "$repo" >/dev/null
+    # --network host: the build's apt-get is the host's own traffic, so a rebuild works while
+    # the e2e cluster's egress guard drops everything forwarded (hack/cluster/egress-guard.sh).
+    docker build -q --network host --build-arg "BASE_IMAGE=$BASE" -t "$IMAGE" "$repo" >/dev/null
     docker image prune -f >/dev/null  # the previous build's layers
     echo "hack/env/images.sh: built $IMAGE in $(($(date +%s) - started))s" >&2
     ;;

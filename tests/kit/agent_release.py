@@ -35,7 +35,7 @@ def agent_release(cluster: Cluster, image: str) -> Iterator[str]:
         "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
         "--set", "image.pullPolicy=Never",
         "--set", f"agent.verifyInterval={VERIFY_INTERVAL}",
-        "--wait", "--timeout", "180s",
+        "--wait", "--timeout", "180s", timeout=200,
     )  # fmt: skip
     try:
         yield SYSTEM

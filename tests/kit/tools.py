@@ -52,8 +52,10 @@ class Tools:
             raise AssertionError(f"{tool} {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
         return done
 
-    def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run("helm", *args, check=check)
+    def helm(
+        self, *args: str, check: bool = True, timeout: int = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run("helm", *args, check=check, timeout=timeout)
 
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True, timeout: int = 120
