@@ -6,7 +6,9 @@ import logging
 from typing import Any
 
 from helper.backends.base import BackendError, NatRules, Probe
+from helper.backends.neighbours import Neighbours
 from helper.backends.nft.libnftables import Nft, NftError
+from helper.backends.nft.neighbours import read_neighbours
 from helper.plan.model import Family
 from helper.render import nft as render
 from helper.render.rulesets import NftRuleset, Ruleset
@@ -78,6 +80,15 @@ class NftBackend:
             if (r := item.get("rule"))
         )
         return NatRules(own=own, foreign=foreign)
+
+    def neighbours(self) -> Neighbours:
+        """Other tables' nat redirects on prerouting/output (iptables-nft's included)."""
+        try:
+            ruleset = self._nft.run_json("list ruleset")
+        except NftError as err:
+            raise BackendError(f"nft: cannot list the ruleset: {err.message}") from err
+        items: list[dict[str, Any]] = ruleset.get("nftables", [])
+        return read_neighbours(items, {_OWN_TABLE, (render.TABLE_FAMILY, _PROBE_TABLE)})
 
     def _holds_own_table(self, doing: str) -> bool:
         """Whether podnat's table exists: looked up, not read from an error's text."""
