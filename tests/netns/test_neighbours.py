@@ -107,9 +107,12 @@ def test_podnat_beside_neighbours(
     order = scenario.order(chosen)
     cell["order"] = order
     expected = _check_order(order, outcome, lines)
+    answers = []
     for name, address in (("ipv4", lab.POD_A4), ("ipv6", lab.POD_A6)):
         answer = lab.ask(lab.client_a, address, PORT)
         if name in families:
+            answers.append(f"{name}:{answer}")
+            cell["answers"] = " ".join(answers)  # where undefined: what this kernel did
             assert answer in expected, (name, answer, outcome.summary)
         else:  # no rule of podnat's in this family
             assert answer != f"served-by:{TO}", (name, answer)
