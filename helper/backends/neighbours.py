@@ -2,10 +2,11 @@
 
 For the first packet of a connection, the kernel's nat core runs the nat chains
 registered on a hook in priority order and stops at the first one that binds a
-DNAT/REDIRECT: a lower priority number wins. Chains at the *same* priority run in
-the order they were registered — which podnat cannot control (it re-creates its
-nft table on every apply; other tools re-create theirs when they like), so that
-order is undefined. podnat's own hooks: the nft table's chains at `dstnat` (-100)
+DNAT/REDIRECT: a lower priority number wins. Chains at the *same* priority run
+latest registration first (measured: a neighbour chain created after podnat's
+table wins, podnat's next apply wins back) — which podnat cannot control (it
+re-creates its nft table on every apply; other tools re-create theirs when they
+like), so that order is undefined. podnat's own hooks: the nft table's chains at `dstnat` (-100)
 and, with iptables-legacy, its jumps first in the legacy nat table, which
 registers at NF_IP_PRI_NAT_DST (-100) as well.
 
@@ -189,8 +190,9 @@ def _judge_one(
             out,
             "u",
             f"order undefined: {name} ({_own_hook(backend)}) and {n.chain}, which redirects "
-            f"{n.what(span)}, hook in at the same priority (dstnat, -100); the kernel runs "
-            f"them in registration order, so either may win. To fix: {_advice(backend, n, span)}",
+            f"{n.what(span)}, hook in at the same priority (dstnat, -100), where the kernel runs "
+            f"the chain registered last first: either may win. To fix: "
+            f"{_advice(backend, n, span)}",
         )
     else:
         n, span = hits[0]

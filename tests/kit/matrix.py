@@ -93,6 +93,9 @@ def render(results: dict[str, Any]) -> str:
 def _cell(cell: dict[str, str]) -> str:
     mark = "✅" if cell["result"] == "pass" else "❌"
     parts = [mark, cell.get("order", "")]
+    if "undefined" in parts[1] and cell.get("answers"):  # what this kernel did this time
+        served = sorted({answer.rsplit(":", 1)[1] for answer in cell["answers"].split()})
+        parts.append(f"(got {'/'.join(served)})")
     if cell.get("chosen") and cell.get("requested") == "auto":
         parts.append(f"→{cell['chosen']}")
     return " ".join(p for p in parts if p)

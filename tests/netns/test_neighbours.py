@@ -105,7 +105,7 @@ def test_podnat_beside_neighbours(
         f"applied with {chosen} ({'/'.join(families)}): {PORT}:{TO}/tcp"
     ), outcome.summary
     order = scenario.order(chosen)
-    cell["order"] = order
+    cell["order"], cell["summary"] = order, outcome.summary
     expected = _check_order(order, outcome, lines)
     answers = []
     for name, address in (("ipv4", lab.POD_A4), ("ipv6", lab.POD_A6)):
@@ -141,3 +141,30 @@ def _check_order(order: str, outcome: Outcome, lines: list[str]) -> set[str]:
     assert "To fix:" in outcome.summary
     assert any(line.startswith("order undefined") for line in lines)
     return {ours, theirs}  # the kernel's registration order decides: either is honest
+
+
+def test_at_one_priority_the_last_registered_chain_wins_so_podnat_warns(lab: Lab) -> None:
+    """Why "undefined" is the honest word: the winner flips with registration order."""
+    lab.serve(lab.pod, TO)
+    lab.serve(lab.pod, THEIRS)
+    plan = parse_plan({R: f"{PORT}:{TO}"})
+    target = Target(netns=lab.pod.path, backend="nft")
+    assert not ENGINE.apply(plan, target).warning
+    late = "\n".join(
+        [
+            "table inet late {",
+            "\tchain pre {",
+            "\t\ttype nat hook prerouting priority dstnat; policy accept;",
+            f"\t\ttcp dport {PORT} redirect to :{THEIRS}",
+            "\t}",
+            "}",
+            "",
+        ]
+    )
+    lab.pod.run("nft", "-f", "-", stdin=late)  # registered after podnat's table
+    assert lab.ask(lab.client_a, lab.POD_A4, PORT) == f"served-by:{THEIRS}"
+    again = ENGINE.apply(plan, target)  # podnat's table re-created: now the latest
+    assert again.warning
+    assert "WARNING order undefined" in again.summary
+    assert "give table inet late chain pre a priority after dstnat" in again.summary
+    assert lab.ask(lab.client_a, lab.POD_A4, PORT) == f"served-by:{TO}"
