@@ -12,8 +12,7 @@ side of a warning. Bounded by the caps of `helper.backends.neighbours`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from helper.backends.neighbours import (
     HOOKS,
@@ -39,8 +38,7 @@ _REDIRECTING_XT = ("DNAT", "REDIRECT")
 Ports = tuple[Span, ...] | None  # None: any port
 
 
-@dataclass(frozen=True)
-class _Base:
+class _Base(NamedTuple):
     family: str
     table: str
     name: str
