@@ -6,6 +6,7 @@ the log says the check was partial."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -66,3 +67,37 @@ def test_a_hostile_neighbour_ruleset_is_checked_within_bounds(lab: Lab, kind: st
     # The neighbour's 4321 redirect sits past the caps: unseen, and podnat says it may be.
     if kind == "iptables-legacy":  # podnat's jump is first in PREROUTING
         assert lab.ask(lab.client_a, lab.POD_A4, 4321) == "served-by:1234"
+
+
+READ_LEGACY = """
+import sys
+from helper.backends.xtables.family import FamilyTable
+from helper.plan.model import Family
+found = FamilyTable(Family(sys.argv[1])).neighbours()
+for n in found.redirects:
+    print(n.chain, n.hook, n.proto, n.ports)
+print("incomplete:", found.incomplete)
+"""
+
+
+def test_the_legacy_reader_follows_chains_and_counts_what_it_cannot_read_as_any(
+    lab: Lab,
+) -> None:
+    rules = [
+        "-N CAPTURE",
+        "-A PREROUTING -p tcp -j CAPTURE",
+        "-A CAPTURE -p tcp -m multiport --dports 8080,9000:9010 -j REDIRECT --to-ports 15006",
+        "-A CAPTURE -p udp --dport 4000:4400 -j DNAT --to-destination :15006",  # tcp path: no
+        "-A CAPTURE -j RETURN",
+        "-A PREROUTING -p udp --dport 4000:4400 -j DNAT --to-destination :15006",
+        "-A OUTPUT -p tcp ! --dport 22 -j REDIRECT --to-ports 15001",
+    ]
+    for rule in rules:
+        lab.pod.run("iptables-legacy", "-w", "5", "-t", "nat", *rule.split())
+    out = lab.pod.run(sys.executable, "-c", READ_LEGACY, "ipv4").splitlines()
+    assert out == [
+        "iptables-legacy nat PREROUTING (IPv4) prerouting tcp ((8080, 8080), (9000, 9010))",
+        "iptables-legacy nat PREROUTING (IPv4) prerouting udp ((4000, 4400),)",
+        "iptables-legacy nat OUTPUT (IPv4) output tcp None",  # a negation: any port
+        "incomplete: ",
+    ]
