@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcome = _run(args, selected, log)
             applied = args.command == "apply" and not args.dry_run
             if events is not None and applied and outcome.exit_code == ExitCode.OK:
-                events.event("RedirectsApplied", outcome.summary)
+                events.event("RedirectsApplied", outcome.summary, warning=outcome.warning)
     except PodnatError as err:
         if isinstance(err, InvalidPlanError):
             for line in err.lines():

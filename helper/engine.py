@@ -9,8 +9,11 @@ verify's diff) comes back in the `Outcome`; the CLI and `report` show it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from helper.backends.base import Backend, BackendError
+from helper.backends.neighbours import Findings, Neighbours, judge
 from helper.backends.select import Selection, select
 from helper.errors import ExitCode
 from helper.host.base import Host, Session, Target
@@ -32,6 +35,7 @@ class Outcome:
     summary: str
     exit_code: ExitCode = ExitCode.OK
     output: str = ""
+    warning: bool = False  # applied, but another tool's rule may win (the Event is a Warning)
 
 
 def read_plan(source: AnnotationSource) -> RedirectPlan:
@@ -81,8 +85,12 @@ class Engine:
             for other in selection.others:
                 if other.cleanup():
                     _log.warning("removed stale podnat rules from the %s backend", other.name)
+            findings = _neighbours(backend.name, resolved, session.backends)
         families = "/".join(resolved.families) or "no family"
-        return Outcome(f"applied with {backend.name} ({families}): {plan.summary()}")
+        summary = f"applied with {backend.name} ({families}): {plan.summary()}"
+        if extra := findings.summary():
+            summary += f"; {extra}"
+        return Outcome(summary, warning=findings.warning)
 
     def _verify(self, plan: RedirectPlan, target: Target) -> Outcome:
         with self._host.session(target, shared=True) as session:
@@ -116,6 +124,25 @@ class Engine:
         if removed:
             return Outcome(f"removed podnat's rules from {', '.join(removed)}")
         return Outcome("no podnat rules found: nothing to remove")
+
+
+def _neighbours(name: str, resolved: ResolvedPlan, backends: Sequence[Backend]) -> Findings:
+    """Other tools' redirects of podnat's ports, and whose rule wins; logged here."""
+    found: list[Neighbours] = []
+    for backend in backends:
+        try:
+            found.append(backend.neighbours())
+        except BackendError as err:
+            found.append(Neighbours(incomplete=f"{backend.name} unreadable: {err}"))
+    findings = judge(name, resolved, found)
+    for line in findings.first + findings.notes:
+        _log.info("%s", line)
+    for line in findings.shadowed + findings.undefined:
+        _log.warning("%s", line)
+    for key, lines in (("s", findings.shadowed), ("u", findings.undefined)):
+        if findings.counts[key] > len(lines):
+            _log.warning("... and %d more like it", findings.counts[key] - len(lines))
+    return findings
 
 
 def _resolve_here(plan: RedirectPlan, selection: Selection, session: Session) -> ResolvedPlan:

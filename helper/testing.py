@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from helper.backends.base import BackendError, NatRules, Probe
+from helper.backends.neighbours import Neighbours
 from helper.host.base import Session, Target
 from helper.plan.model import Family
 from helper.render.rulesets import Ruleset
@@ -37,6 +38,7 @@ class FakeBackend:
         foreign: bool = False,
         families: frozenset[Family] = BOTH,
         fail_commits: Iterable[int] = (),
+        neighbours: Neighbours | None = None,
     ) -> None:
         """`own`: podnat's rules from an earlier apply are there; `foreign`: another
         tool keeps nat rules here; `fail_commits`: the numbers (1 = first) of the
@@ -49,9 +51,15 @@ class FakeBackend:
         self.held = STALE if own else ""  # podnat's rules, as listing() shows them
         self.applied: list[Ruleset] = []  # every ruleset apply() was given, in order
         self.probes = 0
+        self.found = (
+            neighbours or Neighbours()
+        )  # other tools' redirects, as neighbours() reports them
 
     def nat_rules(self) -> NatRules:
         return NatRules(own=bool(self.held), foreign=self.foreign)
+
+    def neighbours(self) -> Neighbours:
+        return self.found
 
     def probe(self) -> Probe:
         self.probes += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from helper.backends.neighbours import Neighbours
 from helper.errors import ExitCode, PodnatError
 from helper.plan.model import Family
 from helper.render.rulesets import Ruleset
@@ -43,6 +44,10 @@ class Backend(Protocol):
 
     def nat_rules(self) -> NatRules:
         """Who keeps nat rules in this backend, in this netns (one look, no writes)."""
+        ...
+
+    def neighbours(self) -> Neighbours:
+        """Other tools' nat redirects on prerouting/output here, bounded (no writes)."""
         ...
 
     def probe(self) -> Probe:

@@ -124,6 +124,26 @@ def test_rules_from_the_api_carry_real_traffic_and_an_event(
     assert event.involved_object.name == "web"
 
 
+def test_a_neighbour_that_shadows_the_port_makes_the_event_a_warning_saying_so(
+    lab: Lab, api: client.ApiClient, tenant_factory: object
+) -> None:
+    tenant = tenant_factory({R: "4321:1234"}, POD_ROLE)  # type: ignore[operator]
+    early = (
+        "table inet early {\n\tchain pre {\n"
+        "\t\ttype nat hook prerouting priority dstnat - 10; policy accept;\n"
+        "\t\ttcp dport 4321 redirect to :4322\n\t}\n}\n"
+    )
+    lab.pod.run("nft", "-f", "-", stdin=early)
+    result = apply_via_api(lab, tenant)
+    assert result.code == 0, result.stderr
+    [event] = [e for e in events(api, tenant) if e.reason == "RedirectsApplied"]
+    assert event.type == "Warning"
+    assert (
+        "podnat's 4321→1234 is shadowed by table inet early chain pre (priority dstnat-10) "
+        "which redirects tcp dport 4321 first"
+    ) in (event.message or "")
+
+
 def test_an_account_without_rbac_fails_fast_with_the_fix(lab: Lab, tenant_factory: object) -> None:
     tenant = tenant_factory({R: "4321:1234"}, {})  # type: ignore[operator]
     result = apply_via_api(lab, tenant)

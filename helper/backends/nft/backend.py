@@ -6,7 +6,9 @@ import logging
 from typing import Any
 
 from helper.backends.base import BackendError, NatRules, Probe
+from helper.backends.neighbours import Neighbours
 from helper.backends.nft.libnftables import Nft, NftError
+from helper.backends.nft.neighbours import read_neighbours
 from helper.plan.model import Family
 from helper.render import nft as render
 from helper.render.rulesets import NftRuleset, Ruleset
@@ -36,6 +38,7 @@ class NftBackend:
     def __init__(self, *, free_on_close: bool = True) -> None:
         self._free_on_close = free_on_close
         self._context: Nft | None = None
+        self._listed: list[dict[str, Any]] | None = None  # nat_rules()' listing, if it ran
 
     @property
     def _nft(self) -> Nft:
@@ -63,6 +66,7 @@ class NftBackend:
         except (NftError, BackendError):
             return NatRules(own=False, foreign=False)  # unreadable: the probe will say why
         items: list[dict[str, Any]] = ruleset.get("nftables", [])
+        self._listed = items  # neighbours() reads other tables from it: they are not ours
         own = any(
             (t["family"], t["name"]) == _OWN_TABLE for item in items if (t := item.get("table"))
         )
@@ -78,6 +82,17 @@ class NftBackend:
             if (r := item.get("rule"))
         )
         return NatRules(own=own, foreign=foreign)
+
+    def neighbours(self) -> Neighbours:
+        """Other tables' nat redirects on prerouting/output (iptables-nft's included)."""
+        items = self._listed
+        if items is None:  # one listing per operation: reading is linear in its size
+            try:
+                ruleset = self._nft.run_json("list ruleset")
+            except NftError as err:
+                raise BackendError(f"nft: cannot list the ruleset: {err.message}") from err
+            items = ruleset.get("nftables", [])
+        return read_neighbours(items, {_OWN_TABLE, (render.TABLE_FAMILY, _PROBE_TABLE)})
 
     def _holds_own_table(self, doing: str) -> bool:
         """Whether podnat's table exists: looked up, not read from an error's text."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from helper.backends.base import BackendError, NatRules, Probe
+from helper.backends.neighbours import Neighbours
 from helper.backends.xtables.lock import xtables_lock
 from helper.plan.model import Family
 from helper.render.rulesets import Ruleset, XtRulesets
@@ -163,6 +164,14 @@ class IptablesLegacyBackend:
             except BackendError as err:
                 out.append(err)
         return out
+
+    def neighbours(self) -> Neighbours:
+        """Other tools' redirects in the legacy nat tables that exist here."""
+        found = [r["neighbours"] for r in self._each(self._loaded_families(), "neighbours")]
+        return Neighbours(
+            tuple(n for group in found for n in group.redirects),
+            "; ".join(g.incomplete for g in found if g.incomplete),
+        )
 
     def listing(self) -> str:
         from helper.render.iptables import join_listings  # noqa: PLC0415 - lazy

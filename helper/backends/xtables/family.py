@@ -12,8 +12,10 @@ import ipaddress
 from types import ModuleType
 from typing import Any
 
+from helper.backends.neighbours import Neighbours
 from helper.backends.xtables.entries import EntryFactory, build_rule
 from helper.backends.xtables.iptc_loader import load_iptc
+from helper.backends.xtables.neighbours import read_neighbours
 from helper.plan.model import Family
 from helper.render import iptables as render
 from helper.render.iptables import XtMatch, XtRule, XtRuleset
@@ -46,6 +48,10 @@ class FamilyTable:
         """Whether podnat's chains exist, and whether other tools keep nat rules here."""
         table = self._fresh()
         return any(table.is_chain(name) for name in render.OWN_CHAINS), _holds_foreign(table)
+
+    def neighbours(self) -> Neighbours:
+        """Other tools' redirects in this family's PREROUTING/OUTPUT (bounded walk)."""
+        return read_neighbours(self._iptc, self._fresh(), self.family)
 
     def read(self) -> XtRuleset:
         """podnat's rules, decoded (slow: python-iptables re-parses every parameter)."""

@@ -147,13 +147,15 @@ def _readable(err: Exception) -> str:
     return re.sub(r"b'([^']*)'", r"\1", str(err)) or type(err).__name__
 
 
-def _handle(table: FamilyTable, request: dict[str, Any]) -> dict[str, Any]:
+def _handle(table: FamilyTable, request: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0911 - one per op
     op = request["op"]
     if op == "status":
         own, foreign = table.status()
         return {"own": own, "foreign": foreign}
     if op == "read":
         return {"ruleset": table.read()}
+    if op == "neighbours":
+        return {"neighbours": table.neighbours()}
     if op == "cleanup":
         return {"removed": table.cleanup()}
     if op == "stage":
