@@ -1,18 +1,29 @@
-# podnat: one image for the init container (`podnat apply`) and the webhook (`podnat webhook`).
-# CI builds it offline with BASE_IMAGE set to a debootstrap-made Debian (hack/env/images.sh);
-# any Debian bookworm image with python3 (or the official slim one) works.
+# podnat: one image for the init container (`podnat apply`), the webhook (`podnat webhook`) and
+# the node agent (`podnat agent`). CI builds it offline with BASE_IMAGE set to a
+# debootstrap-made Debian (hack/env/images.sh); any Debian bookworm image with python3 works.
+#
+# Two stages: `build` installs podnat and the libraries its backends load into a Debian, then
+# hack/image/rootfs.py copies out only what runs (each part listed there with its reason) and
+# the shipped image is that tree on `scratch`: no apt, dpkg, perl or package lists.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
 WORKDIR /src
-# pyproject.toml, README.md, helper/ and, when hack/env/images.sh made one, build/wheels/:
-# a wheelhouse built on the host, so an offline build needs no index (.dockerignore).
+# libnftables for the nft backend; libxtables, libiptc and the xtables match/target modules
+# (shipped by iptables) for iptables-legacy; python3-venv where the base has no ensurepip.
+# hack/env/images.sh's build base has them all already, so its build needs no network.
+RUN if ! dpkg -s libnftables1 iptables >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends libnftables1 iptables \
+        && { python3 -c 'import ensurepip' 2>/dev/null || apt-get install -y --no-install-recommends python3-venv; }; \
+    fi
+# pyproject.toml, README.md, helper/, hack/image/ and, when hack/env/images.sh made one,
+# build/wheels/: a wheelhouse built on the host, so an offline build needs no index
+# (.dockerignore).
 COPY . ./
 # --copies: a python binary of our own, so the file capabilities below are on it alone.
 # Bytecode is compiled here: the init container's start is on every pod's path.
-RUN python3 -c 'import ensurepip' 2>/dev/null \
- || { apt-get update && apt-get install -y --no-install-recommends python3-venv; } \
- && python3 -m venv --copies /opt/podnat \
+RUN python3 -m venv --copies /opt/podnat \
  && if [ -d build/wheels ]; then from="--no-index --find-links build/wheels podnat"; else from=.; fi \
  && /opt/podnat/bin/pip install --no-cache-dir --no-compile $from \
  && /opt/podnat/bin/pip uninstall -y -q pip setuptools \
@@ -20,24 +31,20 @@ RUN python3 -c 'import ensurepip' 2>/dev/null \
  && rm -rf /opt/podnat/bin/Activate.ps1 \
  && /opt/podnat/bin/python3 -m compileall -q -j 0 /opt/podnat/lib \
  && python3 -c 'import os, struct; os.setxattr("/opt/podnat/bin/python3", "security.capability", struct.pack("<5I", 0x02000000, 1 << 12 | 1 << 13 | 1 << 19 | 1 << 21, 0, 0, 0))'
+# The tree the image ships, /rootfs (the standard library's bytecode is compiled there too).
+RUN python3 hack/image/rootfs.py /rootfs
 
-FROM ${BASE_IMAGE}
-# Only the userspace the backends load: libnftables for nft, libxtables + libiptc and the
-# xtables match/target modules (shipped by iptables) for iptables-legacy.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libnftables1 iptables \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log
+FROM scratch
 # The interpreter carries NET_ADMIN, NET_RAW, SYS_PTRACE and SYS_ADMIN as *permitted-only*
 # file capabilities (security.capability v2: bits 12, 13, 19 and 21, no effective bit, set in
 # the build stage; COPY keeps them): a non-root process holds whichever of them the pod adds,
 # and podnat raises them to effective itself. SYS_ADMIN (setns into a pod's network namespace)
 # and SYS_PTRACE (open /proc/PID/ns/net of another user's process) are for `podnat agent`;
 # every other container's bounding set cuts them, and with no effective bit no exec fails
-# where a pod grants fewer. The lock file exists so flock works for a non-root user on a
-# read-only root filesystem.
-COPY --from=build /opt/podnat /opt/podnat
-RUN touch /run/xtables.lock && chmod 0644 /run/xtables.lock
-ENV PATH=/opt/podnat/bin:$PATH \
+# where a pod grants fewer. /run/xtables.lock exists so flock works for a non-root user on a
+# read-only root.
+COPY --from=build /rootfs /
+ENV PATH=/opt/podnat/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 USER 65532:65532

@@ -6,7 +6,7 @@ VENV_STAMP := .venv-path
 PY = $$(cat $(VENV_STAMP))/bin/python
 BIN = $$(cat $(VENV_STAMP))/bin
 
-.PHONY: help deps venv lint tools tools-test cluster-up cluster-down test test-quick test-kernel test-kube test-reliability fuzz test-corpus \
+.PHONY: help deps venv lint tools tools-test cluster-up cluster-down test test-quick test-kernel test-kube test-reliability fuzz test-corpus test-image \
 	test-e2e e2e-cluster-up e2e-cluster-down demo bench clean
 
 help:
@@ -19,6 +19,7 @@ help:
 	@echo "make test-corpus real manifests (../shared/corpus) through inject, kubectl, an API server"
 	@echo "make test-reliability  kills, races, fuzzing on the real kernel (root)"
 	@echo "make fuzz        the long fuzz run: 1,000,000 inputs, 2,000 through the CLI (root)"
+	@echo "make test-image  the shipped image: every mode in it, the kernel tier inside it (root)"
 	@echo "make test-e2e    real pods on the offline kind cluster (built here, cached)"
 	@echo "make e2e-cluster-up / e2e-cluster-down   that cluster, for you (see README)"
 	@echo "make bench       apply latency and cold start against raw nft / iptables-restore"
@@ -51,7 +52,7 @@ lint: venv
 	$(BIN)/lint-imports
 
 test-quick: venv lint
-	$(BIN)/pytest -q -m "not netns and not kube and not e2e and not corpus"
+	$(BIN)/pytest -q -m "not netns and not kube and not e2e and not corpus and not image"
 
 test-kernel: deps venv tools-test
 	$(BIN)/pytest -q -m "netns and not kube and not reliability"
@@ -73,6 +74,11 @@ test-kube: deps venv tools-test
 # and a real API server; fails when the corpus is missing.
 test-corpus: venv tools-test
 	$(BIN)/pytest -q -m corpus
+
+# The shipped image (hack/env/images.sh, $PODNAT_IMAGE): init, webhook and inject in it as
+# the pod runs them, and the kernel tier inside a layer FROM it that adds test tools only.
+test-image: deps venv
+	$(BIN)/pytest -q -m image
 
 # The offline kind cluster (built and torn down here), or PODNAT_E2E_KUBECONFIG's.
 test-e2e: deps venv

@@ -23,6 +23,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.corpus)
         if "tests/e2e/" in path:
             item.add_marker(pytest.mark.e2e)
+        if "tests/image/" in path:
+            item.add_marker(pytest.mark.image)
 
 
 @pytest.fixture(autouse=True)

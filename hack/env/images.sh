@@ -4,7 +4,11 @@
 # Needs hack/env/docker.sh's daemon (started here if needed). Images are cached in its data root.
 #
 #   hack/env/images.sh base      podnat-base:bookworm (Debian minbase + python3), unless present
-#   hack/env/images.sh podnat    the podnat image (default tag podnat:<version>), on that base
+#   hack/env/images.sh build-base  podnat-build:bookworm: base + python3-venv and the backends'
+#                                libraries (the Dockerfile's build stage: no apt in the build)
+#   hack/env/images.sh podnat    the podnat image (default tag podnat:<version>, $PODNAT_IMAGE)
+#   hack/env/images.sh test-layer  that image plus the kernel tier's tests and tools only
+#                                (tag <name>-kernel-tests:<tag>; hack/image/test-layer.Dockerfile)
 #   hack/env/images.sh mirror    the Debian mirror used (from this machine's apt sources)
 #   hack/env/images.sh rootfs DIR PACKAGES   a trimmed debootstrap rootfs (for hack/cluster/node-image.sh)
 set -euo pipefail
@@ -13,8 +17,10 @@ eval "$("$repo/hack/env/docker.sh" start)"
 source "$repo/hack/env/cache.sh"  # sets $cache
 SUITE=bookworm
 BASE=podnat-base:$SUITE
+BUILD_BASE=podnat-build:$SUITE
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml")
 IMAGE=${PODNAT_IMAGE:-podnat:$VERSION}
+TEST_IMAGE=${IMAGE%%:*}-kernel-tests:${IMAGE##*:}
 
 mirror() {
     # The machine's own Debian mirror, so nothing here names one.
@@ -66,8 +72,19 @@ base)
     rm -rf "$dir"
     echo "hack/env/images.sh: built $BASE in $(($(date +%s) - started))s" >&2
     ;;
+build-base)
+    has_image "$BUILD_BASE" && exit 0
+    command -v debootstrap >/dev/null || { echo "hack/env/images.sh: debootstrap missing (make deps)" >&2; exit 1; }
+    started=$(date +%s)
+    dir=$cache/rootfs/build-base
+    # iproute2 and nftables: the test layer's tools (ip, nft), copied from here; never shipped.
+    rootfs "$dir" python3,python3-venv,libnftables1,iptables,iproute2,nftables
+    tar -C "$dir" -c . | docker import - "$BUILD_BASE" >/dev/null
+    rm -rf "$dir"
+    echo "hack/env/images.sh: built $BUILD_BASE in $(($(date +%s) - started))s" >&2
+    ;;
 podnat)
-    "$0" base
+    "$0" build-base
     started=$(date +%s)
     # Wheels made here, with this machine's pip settings (index, CA), so the image build
     # needs no network for Python packages; dependencies are cached per pyproject.toml.
@@ -81,11 +98,25 @@ podnat)
     mkdir -p "$repo/build/wheels"
     cp "$deps"/*.whl "$repo/build/wheels/"
     python3 -m pip wheel -q --no-deps --wheel-dir "$repo/build/wheels" "$repo"
-    # --network host: the build's apt-get is the host's own traffic, so a rebuild works while
-    # the e2e cluster's egress guard drops everything forwarded (hack/cluster/egress-guard.sh).
-    docker build -q --network host --build-arg "BASE_IMAGE=$BASE" -t "$IMAGE" "$repo" >/dev/null
+    # The build base has every package: no network in the build (so a rebuild works under
+    # the e2e egress guard too).
+    docker build -q --build-arg "BASE_IMAGE=$BUILD_BASE" -t "$IMAGE" "$repo" >/dev/null
     docker image prune -f >/dev/null  # the previous build's layers
     echo "hack/env/images.sh: built $IMAGE in $(($(date +%s) - started))s" >&2
+    ;;
+test-layer)
+    "$0" podnat
+    started=$(date +%s)
+    wheels=$cache/wheels-pytest
+    [[ -d $wheels ]] || { python3 -m pip wheel -q --wheel-dir "$wheels.tmp" pytest && mv "$wheels.tmp" "$wheels"; }
+    ctx=$(mktemp -d)
+    trap 'rm -rf "$ctx"' EXIT
+    cp -r "$wheels" "$ctx/wheels"
+    cp "$repo/pyproject.toml" "$repo/hack/image/collect-tools.sh" "$ctx/"
+    tar -C "$repo" --exclude=__pycache__ --exclude=.hypothesis -c tests | tar -C "$ctx" -x
+    docker build -q -f "$repo/hack/image/test-layer.Dockerfile" --build-arg "PODNAT_IMAGE=$IMAGE" \
+        --build-arg "BUILD_BASE=$BUILD_BASE" -t "$TEST_IMAGE" "$ctx" >/dev/null
+    echo "hack/env/images.sh: built $TEST_IMAGE in $(($(date +%s) - started))s" >&2
     ;;
 mirror)
     mirror
