@@ -1,0 +1,279 @@
+"""A node for `podnat agent` tests: a Node object, pods bound to it, and their "sandboxes".
+
+Each sandbox is a `sleep` in a network namespace the test made, placed in a cgroup
+laid out as the kubelet's cgroupfs driver does (`kubepods/besteffort/pod<UID>/<id>`)
+on a named cgroup-v1 hierarchy mounted for the session. No kubelet, no scheduler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from kubernetes import client
+
+from helper.engine import Engine
+from helper.errors import ExitCode
+from helper.host.base import Target
+from helper.host.kernel import KernelHost
+from helper.plan.parse import parse_plan
+from tests.kit.lab import Netns, sh
+from tests.kit.paths import REPO
+from tests.kit.webhook import free_port
+
+T = TypeVar("T")
+CONDITION = "podnat.io/redirects-applied"
+LABEL = {"podnat.io/inject": "enabled"}
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 20.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def cgroup_hierarchy(directory: Path) -> Iterator[Path]:
+    name = f"podnat{uuid.uuid4().hex[:8]}"
+    directory.mkdir(parents=True, exist_ok=True)
+    sh("mount", "-t", "cgroup", "-o", f"none,name={name}", "cgroup", str(directory))
+    try:
+        yield directory
+    finally:
+        for path in sorted(directory.rglob("*"), key=lambda p: -len(p.parts)):
+            if path.is_dir():
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+        sh("umount", str(directory), check=False)
+
+
+@dataclass
+class Sandbox:
+    netns: Netns | None  # None: the process runs in the node's (this test's) namespace
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        if self.netns is not None:
+            sh("ip", "netns", "del", self.netns.name, check=False)
+            self.netns = None
+
+
+@dataclass
+class PodHandle:
+    namespace: str
+    name: str
+    uid: str
+    sandbox: Sandbox | None = None
+
+
+@dataclass
+class AgentNode:
+    """The Node object, its labelled and unlabelled namespaces, its pods and sandboxes."""
+
+    core: client.CoreV1Api
+    cgroups: Path
+    name: str = field(default_factory=lambda: f"node-{uuid.uuid4().hex[:6]}")
+    sandboxes: list[Sandbox] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)
+
+    def create(self) -> None:
+        self.core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=self.name)))
+
+    def namespace(self, labelled: bool = True) -> str:
+        name = f"agent-{uuid.uuid4().hex[:8]}"
+        labels = dict(LABEL) if labelled else {}
+        meta = client.V1ObjectMeta(name=name, labels=labels)
+        self.core.create_namespace(client.V1Namespace(metadata=meta))
+        self.core.create_namespaced_service_account(
+            name, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="default"))
+        )
+        self.namespaces.append(name)
+        return name
+
+    def pod(
+        self,
+        namespace: str,
+        annotations: dict[str, str],
+        *,
+        host_network: bool = False,
+        sandbox: str = "netns",  # netns | host | none
+    ) -> PodHandle:
+        name = f"web-{uuid.uuid4().hex[:6]}"
+        body = client.V1Pod(
+            metadata=client.V1ObjectMeta(name=name, annotations=annotations),
+            spec=client.V1PodSpec(
+                node_name=self.name,
+                host_network=host_network,
+                automount_service_account_token=False,
+                containers=[client.V1Container(name="app", image="app")],
+            ),
+        )
+        made = self.core.create_namespaced_pod(namespace, body)
+        handle = PodHandle(namespace, name, made.metadata.uid)
+        if sandbox != "none":
+            handle.sandbox = self.start_sandbox(handle.uid, in_netns=sandbox == "netns")
+        return handle
+
+    def start_sandbox(self, uid: str, *, in_netns: bool = True) -> Sandbox:
+        netns = Netns(f"pna-{uuid.uuid4().hex[:8]}") if in_netns else None
+        argv = ["sleep", "3600"]
+        if netns is not None:
+            sh("ip", "netns", "add", netns.name)
+            sh("ip", "-n", netns.name, "link", "set", "lo", "up")
+            # A global address of each family, as a pod has: the rules cover both.
+            sh("ip", "-n", netns.name, "link", "add", "eth0", "type", "dummy")
+            sh("ip", "-n", netns.name, "addr", "add", "10.88.0.2/24", "dev", "eth0")
+            sh("ip", "-n", netns.name, "addr", "add", "fd88::2/64", "dev", "eth0", "nodad")
+            sh("ip", "-n", netns.name, "link", "set", "eth0", "up")
+            argv = ["ip", "netns", "exec", netns.name, *argv]  # execs sleep: same pid
+        process = subprocess.Popen(argv)
+        group = self.cgroups / "kubepods" / "besteffort" / f"pod{uid}" / uuid.uuid4().hex
+        group.mkdir(parents=True)
+        (group / "cgroup.procs").write_text(f"{process.pid}\n")
+        made = Sandbox(netns, process)
+        self.sandboxes.append(made)
+        # `ip netns exec` has exec'd sleep once the netns shows in its ns/net link.
+        if netns is not None:
+            wait_for("the sandbox to enter its netns", lambda: _in(process.pid, netns), 5)
+        return made
+
+    def annotate(self, pod: PodHandle, annotations: dict[str, str | None]) -> None:
+        self.core.patch_namespaced_pod(
+            pod.name, pod.namespace, {"metadata": {"annotations": annotations}}
+        )
+
+    def condition(self, pod: PodHandle) -> tuple[str, str, str] | None:
+        status = self.core.read_namespaced_pod_status(pod.name, pod.namespace).status
+        for item in status.conditions or ():
+            if item.type == CONDITION:
+                return (item.status, item.reason, item.message or "")
+        return None
+
+    def events(self, pod: PodHandle) -> list[str]:
+        listed = self.core.list_namespaced_event(
+            pod.namespace, field_selector=f"involvedObject.name={pod.name}"
+        )
+        return [e.reason for e in listed.items if e.source.component == "podnat-agent"]
+
+    def cleanup(self) -> None:
+        for box in self.sandboxes:
+            if box.process.poll() is None or box.netns is not None:
+                box.stop()
+        for ns in self.namespaces:
+            with contextlib.suppress(client.ApiException):
+                self.core.delete_namespace(ns)
+        with contextlib.suppress(client.ApiException):
+            self.core.delete_node(self.name)
+
+
+def _in(pid: int, netns: Netns) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(netns.path).st_ino
+    except OSError:
+        return False
+
+
+def verified(netns: Netns, annotations: dict[str, str]) -> bool:
+    """The kernel in `netns` holds exactly the plan of these annotations (podnat's verify)."""
+    outcome = Engine(KernelHost()).verify(parse_plan(annotations), Target(netns.path))
+    return outcome.exit_code == ExitCode.OK
+
+
+def table(netns: Netns) -> str:
+    """podnat's nft table with its handles, or "" when there is none."""
+    done = subprocess.run(
+        ["ip", "netns", "exec", netns.name, "nft", "-a", "list", "table", "inet", "podnat"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout if done.returncode == 0 else ""
+
+
+@dataclass
+class Agent:
+    """`podnat agent` as a real process (python -m helper.cli agent)."""
+
+    kubeconfig: Path
+    node: str
+    log: Path
+    interval: float = 2.0
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        argv = [
+            sys.executable, "-m", "helper.cli", "agent",
+            "--kubeconfig", str(self.kubeconfig),
+            "--node-name", self.node,
+            "--verify-interval", str(self.interval),
+            "--listen", f"127.0.0.1:{self.port}",
+            "--node-netns", "/proc/self/ns/net",  # this sandbox may not open /proc/1's
+            "--backend", "nft",
+        ]  # fmt: skip
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=log)
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - our own loopback server
+                f"http://127.0.0.1:{self.port}{path}", timeout=2
+            ) as reply:
+                return reply.status, reply.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, ""
+        except OSError:
+            return 0, ""
+
+    def wait_ready(self, timeout: float = 30.0) -> float:
+        started = time.monotonic()
+        wait_for("the agent's /readyz", lambda: self.get("/readyz")[0] == 200, timeout)
+        return time.monotonic() - started
+
+    def metric(self, name: str) -> float:
+        text = self.get("/metrics")[1]
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout=30)
+        self.process = None
+        return code
+
+    def rss_kib(self) -> int:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def cpu_ticks(self) -> int:
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
