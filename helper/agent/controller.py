@@ -76,6 +76,7 @@ class Controller:
         return name if isinstance(name, str) and name else None
 
     def _namespace_list(self, items: list[Obj]) -> None:
+        self.reconciler.metrics.lists.labels(resource="namespaces").inc()
         names = {n for n in map(self._namespace_name, items) if n and n not in self._excluded}
         for name in self.store.replace_namespaces(names):
             self._enqueue_namespace(name)
@@ -103,6 +104,7 @@ class Controller:
             return None
 
     def _pod_list(self, items: list[Obj]) -> None:
+        self.reconciler.metrics.lists.labels(resource="pods").inc()
         views = {v.key: v for v in map(self._view, items) if v is not None}
         for key in self.store.replace_pods(views):
             self.queue.add(key)

@@ -111,6 +111,14 @@ def _listen(text: str) -> tuple[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        _log.info("signal %d: stopping", signum)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     if not args.node_name:
         raise AgentArgumentError("--node-name (or $NODE_NAME) is required")
     if not 1 <= args.workers <= 64:
@@ -151,14 +159,6 @@ def run(args: argparse.Namespace) -> int:
         server = HealthServer(host, port, metrics, controller.healthy, controller.ready)
     except OSError as err:
         raise AgentArgumentError(f"--listen {args.listen}: {err.strerror}") from err
-    stopping = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        _log.info("signal %d: stopping", signum)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     server.start()
     controller.start()
     _log.info(

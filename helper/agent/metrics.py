@@ -30,6 +30,12 @@ class Metrics:
         self.pods_managed = Gauge(
             "podnat_agent_pods_managed", "Pods whose redirects this agent keeps", registry=r
         )
+        self.lists = Counter(
+            "podnat_agent_lists",
+            "Full lists (the first, then each relist: 410 Gone, oversized event)",
+            ["resource"],
+            registry=r,
+        )
         self.repairs = Counter(
             "podnat_agent_repairs", "Drifted rulesets found and re-applied", registry=r
         )

@@ -138,7 +138,8 @@ class AgentNode:
             sh("ip", "netns", "add", netns.name)
             sh("ip", "-n", netns.name, "link", "set", "lo", "up")
             # A global address of each family, as a pod has: the rules cover both.
-            sh("ip", "-n", netns.name, "link", "add", "eth0", "type", "dummy")
+            sh("ip", "-n", netns.name, "link", "add", "eth0", "type", "veth", "peer", "peer0")
+            sh("ip", "-n", netns.name, "link", "set", "peer0", "up")
             sh("ip", "-n", netns.name, "addr", "add", "10.88.0.2/24", "dev", "eth0")
             sh("ip", "-n", netns.name, "addr", "add", "fd88::2/64", "dev", "eth0", "nodad")
             sh("ip", "-n", netns.name, "link", "set", "eth0", "up")

@@ -75,3 +75,137 @@ def test_create_change_remove_with_condition_events_and_metrics(
     assert agent.metric('podnat_agent_reconciles_total{result="done"}') >= 3
     assert agent.metric("podnat_agent_pods_managed") == 1
     assert agent.metric("podnat_agent_apply_seconds_count") >= 3
+
+
+def _is(node: AgentNode, pod: object, status: str, reason: str) -> bool:
+    found = node.condition(pod)  # type: ignore[arg-type]
+    return found is not None and found[:2] == (status, reason)
+
+
+def test_invalid_change_is_refused_and_leaves_the_rules(node: AgentNode, agent: Agent) -> None:
+    pod = node.pod(node.namespace(), WEB)
+    assert pod.sandbox is not None and pod.sandbox.netns is not None
+    netns = pod.sandbox.netns
+    wait_for("the rules", lambda: verified(netns, WEB))
+    before = table(netns)
+    # An admin bypassing the webhook: the API stores whatever it is given.
+    node.annotate(pod, {"podnat.io/redirect": "99999:80"})
+    wait_for("InvalidAnnotations", lambda: _is(node, pod, "False", "InvalidAnnotations"))
+    message = (node.condition(pod) or ("", "", ""))[2]
+    assert "podnat.io/redirect" in message and "99999" in message, message
+    wait_for("RedirectsInvalid", lambda: "RedirectsInvalid" in node.events(pod))
+    time.sleep(2 * agent.interval)  # two verify rounds: still nothing touched
+    assert table(netns) == before
+    node.annotate(pod, WEB2)  # fixed: applied, condition back to True
+    wait_for("the fixed rules", lambda: verified(netns, WEB2))
+    wait_for("condition True", lambda: _is(node, pod, "True", "Applied"))
+
+
+def test_drift_is_repaired_within_the_verify_interval(node: AgentNode, agent: Agent) -> None:
+    pod = node.pod(node.namespace(), WEB)
+    assert pod.sandbox is not None and pod.sandbox.netns is not None
+    netns = pod.sandbox.netns
+    wait_for("the rules", lambda: verified(netns, WEB))
+    before = table(netns)
+    netns.run("nft", "delete", "table", "inet", "podnat")
+    started = time.monotonic()
+    # A new table: new handles (the agent may repair before the first look).
+    wait_for("the repair", lambda: table(netns) not in ("", before), timeout=3 * agent.interval)
+    assert verified(netns, WEB)
+    print(f"drift repaired after {time.monotonic() - started:.2f}s (interval {agent.interval}s)")
+    wait_for("RedirectsRepaired", lambda: "RedirectsRepaired" in node.events(pod))
+    assert agent.metric("podnat_agent_repairs_total") >= 1
+
+
+def test_a_new_sandbox_gets_the_rules(node: AgentNode, agent: Agent) -> None:
+    pod = node.pod(node.namespace(), WEB)
+    assert pod.sandbox is not None and pod.sandbox.netns is not None
+    wait_for("the rules", lambda: verified(pod.sandbox.netns, WEB))  # type: ignore[union-attr]
+    pod.sandbox.stop()  # the kubelet's sandbox died; it makes a new one, same pod cgroup
+    fresh = node.start_sandbox(pod.uid)
+    assert fresh.netns is not None
+    netns = fresh.netns
+    wait_for("the rules in the new netns", lambda: verified(netns, WEB))
+    wait_for("condition True again", lambda: _is(node, pod, "True", "Applied"))
+    assert "new sandbox" in agent.log_text()
+
+
+def test_pods_podnat_may_not_touch_are_left_alone(node: AgentNode, agent: Agent) -> None:
+    unlabelled = node.pod(node.namespace(labelled=False), WEB)
+    labelled = node.namespace()
+    in_node_netns = node.pod(labelled, WEB, sandbox="host")  # hostNetwork, as the node sees it
+    host_network = node.pod(labelled, WEB, host_network=True)
+    wait_for("the bypass reported", lambda: _is(node, host_network, "False", "HostNetwork"))
+    wait_for("the node netns refused", lambda: _is(node, in_node_netns, "False", "HostNetwork"))
+    assert "podnat never touches the node's namespace" in node.condition(in_node_netns)[2]  # type: ignore[index]
+    agent.wait_ready()
+    time.sleep(2 * agent.interval)
+    for pod in (unlabelled, host_network):
+        assert pod.sandbox is not None and pod.sandbox.netns is not None
+        assert table(pod.sandbox.netns) == ""
+    assert node.condition(unlabelled) is None
+    assert node.events(unlabelled) == []
+    assert node.events(host_network).count("RedirectsFailed") == 1  # once, not per verify
+
+
+def test_a_namespace_that_loses_its_label_is_no_longer_managed(
+    node: AgentNode, agent: Agent
+) -> None:
+    ns = node.namespace()
+    pod = node.pod(ns, WEB)
+    assert pod.sandbox is not None and pod.sandbox.netns is not None
+    netns = pod.sandbox.netns
+    wait_for("the rules", lambda: verified(netns, WEB))
+    node.core.patch_namespace(ns, {"metadata": {"labels": {"podnat.io/inject": None}}})
+    wait_for("RedirectsUnmanaged", lambda: "RedirectsUnmanaged" in node.events(pod))
+    assert verified(netns, WEB)  # the rules stay
+    netns.run("nft", "delete", "table", "inet", "podnat")
+    time.sleep(2.5 * agent.interval)
+    assert table(netns) == ""  # and are no longer repaired
+    node.annotate(pod, WEB2)
+    time.sleep(agent.interval)
+    assert table(netns) == ""
+    assert node.events(pod).count("RedirectsUnmanaged") == 1
+
+
+def test_an_agent_killed_and_restarted_flushes_nothing(node: AgentNode, agent: Agent) -> None:
+    ns = node.namespace()
+    pods = [node.pod(ns, WEB) for _ in range(3)]
+    netnses = [p.sandbox.netns for p in pods if p.sandbox is not None and p.sandbox.netns]
+    for netns in netnses:
+        wait_for("the rules", lambda n=netns: verified(n, WEB))  # type: ignore[misc]
+    # nft -a shows each rule's handle: a re-applied table gets new ones.
+    before = [table(n) for n in netnses]
+    assert agent.stop(signal.SIGKILL) == -signal.SIGKILL
+    agent.start()
+    resync = agent.wait_ready()
+    print(f"resync after restart: /readyz 200 {resync:.2f}s after start ({len(pods)} pods)")
+    time.sleep(2 * agent.interval)
+    assert [table(n) for n in netnses] == before
+    assert agent.metric('podnat_agent_reconciles_total{result="done"}') >= len(pods)
+    node.annotate(pods[0], WEB2)  # and it keeps converging
+    wait_for("the change", lambda: verified(netnses[0], WEB2))
+
+
+def test_the_agent_rides_out_an_api_server_restart_and_relists(
+    node: AgentNode, agent: Agent, control_plane: ControlPlane
+) -> None:
+    pod = node.pod(node.namespace(), WEB)
+    assert pod.sandbox is not None and pod.sandbox.netns is not None
+    netns = pod.sandbox.netns
+    wait_for("the rules", lambda: verified(netns, WEB))
+    agent.wait_ready()
+    lists = agent.metric('podnat_agent_lists_total{resource="pods"}')
+    control_plane.stop_apiserver()
+    time.sleep(1)
+    control_plane.start_apiserver()
+    node.annotate(pod, WEB2)
+    wait_for("the change after the restart", lambda: verified(netns, WEB2), timeout=60)
+    # The new server's watch cache starts at its own list: the agent's resourceVersion
+    # is older than that, the watch answers 410 Gone, and the agent relists.
+    wait_for(
+        "a relist",
+        lambda: agent.metric('podnat_agent_lists_total{resource="pods"}') > lists,
+        timeout=60,
+    )
+    assert "relisting" in agent.log_text()
