@@ -270,7 +270,7 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
                 help=f"seconds {what}, then the connection is closed (default {default})",
             )
     if only in (None, "agent"):
-        from helper.agent.main import add_arguments  # noqa: PLC0415 - not on the apply path
+        from helper.agent.flags import add_arguments  # noqa: PLC0415 - not on the apply path
 
         agent = sub.add_parser(
             "agent", parents=[common], help="node agent: keep every managed pod's redirects live"

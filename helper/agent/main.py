@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import threading
-from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 
 from helper.agent.controller import Controller
@@ -22,92 +19,24 @@ from helper.agent.pods import Store
 from helper.agent.reconcile import Policy, Reconciler
 from helper.agent.sandboxes import SandboxFinder
 from helper.agent.status import StatusWriter
-from helper.engine import BACKEND_CHOICES, Engine
-from helper.errors import PodnatError
+from helper.engine import Engine
+from helper.errors import ExitCode, PodnatError
 from helper.host.kernel import KernelHost
 from helper.kube.client import KubeClient
 from helper.kube.config import connect
 from helper.system.privileges import raise_permitted
 
 _log = logging.getLogger("podnat.agent")
-DEFAULT_LABEL = "podnat.io/inject=enabled"
 
 
 class AgentArgumentError(PodnatError):
-    pass
+    """A flag the parser cannot check alone (a missing --node-name): a usage error."""
+
+    exit_code = ExitCode.INVALID
 
 
-def add_arguments(parser: argparse.ArgumentParser, seconds: Callable[[str], float]) -> None:
-    a = parser.add_argument
-    a("--node-name", default=os.environ.get("NODE_NAME"), help="this node (default: $NODE_NAME)")
-    a(
-        "--namespace-label",
-        default=DEFAULT_LABEL,
-        metavar="KEY=VALUE",
-        help="manage pods in namespaces with this label (default %(default)s)",
-    )
-    a(
-        "--exclude-namespace",
-        action="append",
-        default=[],
-        metavar="NS",
-        help="never manage this namespace, labelled or not (repeatable)",
-    )
-    a(
-        "--also-manage",
-        action="append",
-        default=[],
-        metavar="NAMESPACE/KEY=VALUE",
-        help="also manage pods of NAMESPACE labelled KEY=VALUE (repeatable)",
-    )
-    a(
-        "--verify-interval",
-        type=seconds,
-        default=30.0,
-        metavar="SECONDS",
-        help="verify every pod's rules this often; the drift-repair deadline (default 30)",
-    )
-    a(
-        "--listen",
-        default="0.0.0.0:9102",
-        metavar="HOST:PORT",
-        help="/metrics, /healthz, /readyz (default %(default)s)",
-    )
-    a("--backend", choices=BACKEND_CHOICES, default="auto")
-    a("--proc", type=Path, default=Path("/proc"), help="the host's /proc (hostPID)")
-    a(
-        "--node-netns",
-        type=Path,
-        default=Path("/proc/1/ns/net"),
-        help="the node's own network namespace: never touched",
-    )
-    a("--kubeconfig", default=None, help="default: the service account in a pod, or $KUBECONFIG")
-    a("--workers", type=int, default=2, help="reconciles in parallel (default 2)")
-
-
-def _label(text: str) -> str:
-    key, sep, value = text.partition("=")
-    if not sep or not key or "," in text:
-        raise AgentArgumentError(f"--namespace-label {text!r}: expected one KEY=VALUE")
-    return f"{key}={value}"
-
-
-def _also(items: list[str]) -> tuple[tuple[str, str, str], ...]:
-    parsed = []
-    for item in items:
-        namespace, _, label = item.partition("/")
-        key, sep, value = label.partition("=")
-        if not (namespace and key and sep):
-            raise AgentArgumentError(f"--also-manage {item!r}: expected NAMESPACE/KEY=VALUE")
-        parsed.append((namespace, key, value))
-    return tuple(parsed)
-
-
-def _listen(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise AgentArgumentError(f"--listen {text!r}: expected HOST:PORT")
-    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104
+class AgentStartError(PodnatError):
+    """The agent could not start serving (its port taken)."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,15 +50,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     if not args.node_name:
         raise AgentArgumentError("--node-name (or $NODE_NAME) is required")
-    if not 1 <= args.workers <= 64:
-        raise AgentArgumentError("--workers: from 1 to 64")
-    if args.verify_interval < 1:
-        raise AgentArgumentError("--verify-interval: at least 1 second")
-    label, also, (host, port) = (
-        _label(args.namespace_label),
-        _also(args.also_manage),
-        _listen(args.listen),
-    )
+    label, also, (host, port) = args.namespace_label, tuple(args.also_manage), args.listen
     if args.log_level != "debug":
         # The engine's notes ("ipv6: skipped ...") would repeat at every verify of every
         # pod and name no pod; the agent's own lines and Events say what happened.
@@ -158,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         server = HealthServer(host, port, metrics, controller.healthy, controller.ready)
     except OSError as err:
-        raise AgentArgumentError(f"--listen {args.listen}: {err.strerror}") from err
+        raise AgentStartError(f"--listen {host}:{port}: {err.strerror}") from err
     server.start()
     controller.start()
     _log.info(

@@ -8,14 +8,13 @@ on a named cgroup-v1 hierarchy mounted for the session. No kubelet, no scheduler
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -126,6 +125,7 @@ class AgentNode:
             ),
         )
         made = self.core.create_namespaced_pod(namespace, body)
+        assert made.metadata is not None and made.metadata.uid
         handle = PodHandle(namespace, name, made.metadata.uid)
         if sandbox != "none":
             handle.sandbox = self.start_sandbox(handle.uid, in_netns=sandbox == "netns")
@@ -155,23 +155,27 @@ class AgentNode:
             wait_for("the sandbox to enter its netns", lambda: _in(process.pid, netns), 5)
         return made
 
-    def annotate(self, pod: PodHandle, annotations: dict[str, str | None]) -> None:
+    def annotate(self, pod: PodHandle, annotations: Mapping[str, str | None]) -> None:
         self.core.patch_namespaced_pod(
             pod.name, pod.namespace, {"metadata": {"annotations": annotations}}
         )
 
     def condition(self, pod: PodHandle) -> tuple[str, str, str] | None:
         status = self.core.read_namespaced_pod_status(pod.name, pod.namespace).status
-        for item in status.conditions or ():
+        for item in (status.conditions if status else None) or ():
             if item.type == CONDITION:
-                return (item.status, item.reason, item.message or "")
+                return (item.status, item.reason or "", item.message or "")
         return None
 
     def events(self, pod: PodHandle) -> list[str]:
         listed = self.core.list_namespaced_event(
             pod.namespace, field_selector=f"involvedObject.name={pod.name}"
         )
-        return [e.reason for e in listed.items if e.source.component == "podnat-agent"]
+        return [
+            e.reason or ""
+            for e in listed.items
+            if e.source is not None and e.source.component == "podnat-agent"
+        ]
 
     def cleanup(self) -> None:
         for box in self.sandboxes:
@@ -186,7 +190,7 @@ class AgentNode:
 
 def _in(pid: int, netns: Netns) -> bool:
     try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(netns.path).st_ino
+        return Path(f"/proc/{pid}/ns/net").stat().st_ino == netns.path.stat().st_ino
     except OSError:
         return False
 
@@ -234,9 +238,7 @@ class Agent:
 
     def get(self, path: str) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(  # noqa: S310 - our own loopback server
-                f"http://127.0.0.1:{self.port}{path}", timeout=2
-            ) as reply:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as reply:
                 return reply.status, reply.read().decode()
         except urllib.error.HTTPError as err:
             return err.code, ""
@@ -277,4 +279,3 @@ class Agent:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
-

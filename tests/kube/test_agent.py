@@ -60,7 +60,9 @@ def test_create_change_remove_with_condition_events_and_metrics(
     assert pod.sandbox is not None and pod.sandbox.netns is not None
     netns = pod.sandbox.netns
     wait_for("the rules", lambda: verified(netns, WEB))
-    wait_for("condition True Applied", lambda: (node.condition(pod) or ("",))[:2] == ("True", "Applied"))
+    wait_for(
+        "condition True Applied", lambda: (node.condition(pod) or ("",))[:2] == ("True", "Applied")
+    )
     assert "RedirectsApplied" in node.events(pod)
     agent.wait_ready()
 
@@ -120,7 +122,8 @@ def test_drift_is_repaired_within_the_verify_interval(node: AgentNode, agent: Ag
 def test_a_new_sandbox_gets_the_rules(node: AgentNode, agent: Agent) -> None:
     pod = node.pod(node.namespace(), WEB)
     assert pod.sandbox is not None and pod.sandbox.netns is not None
-    wait_for("the rules", lambda: verified(pod.sandbox.netns, WEB))  # type: ignore[union-attr]
+    first = pod.sandbox.netns
+    wait_for("the rules", lambda: verified(first, WEB))
     pod.sandbox.stop()  # the kubelet's sandbox died; it makes a new one, same pod cgroup
     fresh = node.start_sandbox(pod.uid)
     assert fresh.netns is not None
