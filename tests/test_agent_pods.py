@@ -93,9 +93,12 @@ fields = st.sampled_from(
 @given(st.dictionaries(fields, st.dictionaries(fields, json_values, max_size=6), max_size=3))
 def test_any_json_shape_is_read_or_refused_never_a_traceback(obj: dict[str, Any]) -> None:
     try:
-        pod_view(obj, frozenset({"app"}))
-    except UnreadableError:
-        pass
+        view = pod_view(obj, frozenset({"app"}))
+    except UnreadableError as err:
+        assert str(err)  # names what is wrong
+    else:
+        assert view.namespace and view.name and view.uid
+        assert set(view.labels) <= {"app"}
 
 
 @pytest.mark.parametrize(
