@@ -113,12 +113,15 @@ class AgentNode:
         *,
         host_network: bool = False,
         sandbox: str = "netns",  # netns | host | none
+        labels: dict[str, str] | None = None,
+        windows: bool = False,
     ) -> PodHandle:
         name = f"web-{uuid.uuid4().hex[:6]}"
         body = client.V1Pod(
-            metadata=client.V1ObjectMeta(name=name, annotations=annotations),
+            metadata=client.V1ObjectMeta(name=name, annotations=annotations, labels=labels),
             spec=client.V1PodSpec(
                 node_name=self.name,
+                os=client.V1PodOS(name="windows") if windows else None,
                 host_network=host_network,
                 automount_service_account_token=False,
                 containers=[client.V1Container(name="app", image="app")],
@@ -221,6 +224,7 @@ class Agent:
     log: Path
     interval: float = 2.0
     port: int = field(default_factory=free_port)
+    extra: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -232,6 +236,7 @@ class Agent:
             "--listen", f"127.0.0.1:{self.port}",
             "--node-netns", "/proc/self/ns/net",  # this sandbox may not open /proc/1's
             "--backend", "nft",
+            *self.extra,
         ]  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=log)

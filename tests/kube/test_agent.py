@@ -17,6 +17,7 @@ from kubernetes import client
 
 from tests.kit.controlplane import ControlPlane
 from tests.kube.agent_kit import Agent, AgentNode, cgroup_hierarchy, table, verified, wait_for
+from tests.netns.podnat import podnat
 
 pytestmark = pytest.mark.netns
 
@@ -272,3 +273,70 @@ def test_figures_latency_rss_idle_cpu_and_resync(
         f"(process start -> /readyz) {resync:.2f}s"
     )
     assert rss < 60, f"RSS {rss:.1f} MiB over the 60 MiB budget"
+
+
+def test_also_manage_selects_a_labelled_pod_and_an_excluded_namespace_is_never_managed(
+    node: AgentNode, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    outside, excluded = node.namespace(labelled=False), node.namespace()
+    helm_test = node.pod(outside, WEB, labels={"podnat.io/helm-test": "r1"})
+    other = node.pod(outside, WEB, labels={"podnat.io/helm-test": "r2"})
+    in_excluded = node.pod(excluded, WEB)
+    windows = node.pod(node.namespace(), WEB, windows=True)
+    agent = Agent(
+        control_plane.kubeconfig,
+        node.name,
+        tmp_path / "agent.log",
+        extra=(
+            "--also-manage",
+            f"{outside}/podnat.io/helm-test=r1",
+            "--exclude-namespace",
+            excluded,
+        ),
+    )
+    agent.start()
+    try:
+        assert helm_test.sandbox is not None and helm_test.sandbox.netns is not None
+        helm_netns = helm_test.sandbox.netns
+        wait_for("the helm test pod's rules", lambda: verified(helm_netns, WEB))
+        wait_for("the Windows pod refused", lambda: _is(node, windows, "False", "WindowsPod"))
+        agent.wait_ready()
+        time.sleep(2 * agent.interval)
+        for pod in (other, in_excluded, windows):
+            assert pod.sandbox is not None and pod.sandbox.netns is not None
+            assert table(pod.sandbox.netns) == ""
+        assert node.condition(other) is None and node.condition(in_excluded) is None
+    finally:
+        assert agent.stop() == 0
+
+
+def test_the_agent_adopts_init_mode_rules_without_a_flush(
+    node: AgentNode, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    pod = node.pod(node.namespace(), WEB)
+    assert pod.sandbox is not None and pod.sandbox.netns is not None
+    netns = pod.sandbox.netns
+    done = podnat(netns, "apply", WEB, "--backend", "nft")  # what podnat-init did
+    assert done.code == 0, done.stderr
+    before = table(netns)
+    agent = Agent(control_plane.kubeconfig, node.name, tmp_path / "agent.log")
+    agent.start()
+    try:
+        wait_for("condition True", lambda: _is(node, pod, "True", "Applied"))
+        agent.wait_ready()
+        time.sleep(2 * agent.interval)
+        assert table(netns) == before  # same handles: verified, not re-applied
+        assert "RedirectsApplied" not in node.events(pod)
+    finally:
+        assert agent.stop() == 0
+
+
+def test_a_deleted_pod_is_forgotten(node: AgentNode, agent: Agent) -> None:
+    ns = node.namespace()
+    pod = node.pod(ns, WEB)
+    assert pod.sandbox is not None and pod.sandbox.netns is not None
+    netns = pod.sandbox.netns
+    wait_for("the rules", lambda: verified(netns, WEB))
+    node.core.delete_namespaced_pod(pod.name, ns, grace_period_seconds=0)
+    wait_for("the pod forgotten", lambda: agent.metric("podnat_agent_pods_managed") == 0)
+    assert agent.process is not None and agent.process.poll() is None
