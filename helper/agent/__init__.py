@@ -1,1 +1,1 @@
-"""`podnat agent`: the node agent that keeps each managed pod's redirects live."""
+"""`podnat agent`: one per node, keeping each managed pod's redirects live in its network namespace."""

@@ -1,0 +1,194 @@
+"""Finding a pod's network namespace on this node from its UID, through `/proc/*/cgroup`.
+
+Every process of a pod (the sandbox's pause process, then its containers) lives in a cgroup
+named after the pod's UID (see cgroup_paths). The pod's sandbox is the earliest of them; its
+`/proc/PID/ns/net` is the pod's network namespace. It is proven not to be the node's own
+namespace before anyone gets it: podnat never touches the node's namespace.
+
+Processes come and go while /proc is read: one that vanishes, or that this process may not
+read, is skipped. Each file is read through a descriptor of its /proc/PID directory, which
+keeps naming the same process even if the PID is reused meanwhile, with a size cap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import NamedTuple
+
+from helper.agent.cgroup_paths import checked_uid, pod_uid_of_process
+from helper.errors import ExitCode, PodnatError
+
+_log = logging.getLogger("podnat.agent.sandboxes")
+
+CGROUP_FILE_CAP = 64 * 1024  # 14 v1 hierarchies of long paths fit; a forged giant is skipped
+STAT_FILE_CAP = 4096  # one line; the command name in it is at most 64 bytes
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+class Sandbox(NamedTuple):
+    pid: int
+    start_ticks: int  # since boot, in clock ticks: (pid, start_ticks) names one process
+    netns: Path  # <proc>/<pid>/ns/net, to open
+    inode: int  # of that network namespace
+
+
+class DiscoveryError(PodnatError):
+    """The node's processes cannot be read the way discovery needs."""
+
+    exit_code = ExitCode.SOURCE
+
+
+class NodeNamespaceError(DiscoveryError):
+    """A pod's processes are in the node's own network namespace (a hostNetwork pod)."""
+
+
+class _Process(NamedTuple):
+    start_ticks: int
+    pid: int
+    netns: tuple[int, int]  # (st_dev, st_ino): one namespace
+
+
+def start_ticks(stat_text: str) -> int:
+    """Field 22 of /proc/PID/stat, counted after the command name (which may hold ')')."""
+    fields = stat_text[stat_text.rindex(")") + 1 :].split()
+    return int(fields[19])
+
+
+class SandboxFinder:
+    """Pod UID → sandbox, for the pods running on this node. Safe to share between threads."""
+
+    def __init__(
+        self, proc: Path = Path("/proc"), node_netns: Path = Path("/proc/1/ns/net")
+    ) -> None:
+        self._proc = proc
+        try:
+            node = node_netns.stat()
+        except OSError as err:
+            raise DiscoveryError(
+                f"node network namespace {node_netns}: {err.strerror}: podnat must know the "
+                "node's namespace to never touch it"
+            ) from err
+        self._node_netns = (node.st_dev, node.st_ino)
+        self._lock = threading.Lock()
+        self._known: dict[str, tuple[int, int]] = {}  # uid -> (pid, start_ticks)
+
+    def find(self, pod_uid: str) -> Sandbox | None:
+        """The pod's sandbox; None when no process of the pod runs here.
+
+        Raises InvalidPodUidError (a ValueError) for a UID that is not a UUID, and
+        NodeNamespaceError when the pod's sandbox is in the node's network namespace.
+        Cheap when asked again: the sandbox found last is re-read alone while it lives.
+        """
+        uid = checked_uid(pod_uid)
+        with self._lock:
+            known = self._known.get(uid)
+            if known is not None:
+                again = self._reread(uid, *known)
+                if again is not None:
+                    return self._sandbox(uid, [again])
+            processes = self._scan_locked().get(uid)
+        return None if processes is None else self._sandbox(uid, processes)
+
+    def scan(self) -> dict[str, Sandbox]:
+        """Every pod seen on the node → its sandbox, in one pass over /proc.
+
+        Pods in the node's network namespace are left out (find() raises for them).
+        """
+        with self._lock:
+            pods = self._scan_locked()
+        found = {}
+        for uid, processes in pods.items():
+            try:
+                found[uid] = self._sandbox(uid, processes)
+            except NodeNamespaceError:
+                _log.debug("pod %s is in the node's network namespace: left out", uid)
+        return found
+
+    # -- the pass over /proc ---------------------------------------------------------------
+
+    def _scan_locked(self) -> dict[str, list[_Process]]:
+        pods: dict[str, list[_Process]] = {}
+        for pid in self._pids():
+            seen = self._read(pid, None)
+            if seen is not None:
+                pods.setdefault(seen[0], []).append(seen[1])
+        for processes in pods.values():
+            processes.sort()  # earliest start first; the PID breaks a tie within a tick
+        self._known = {uid: (ps[0].pid, ps[0].start_ticks) for uid, ps in pods.items()}
+        return pods
+
+    def _pids(self) -> list[int]:
+        try:
+            with os.scandir(self._proc) as entries:
+                return [int(e.name) for e in entries if e.name.isascii() and e.name.isdigit()]
+        except OSError as err:
+            raise DiscoveryError(f"cannot list {self._proc}: {err.strerror}") from err
+
+    def _reread(self, uid: str, pid: int, ticks: int) -> _Process | None:
+        """The process found before, if it still runs and still belongs to the pod."""
+        seen = self._read(pid, uid)
+        if seen is None or seen[1].start_ticks != ticks:
+            return None
+        return seen[1]
+
+    def _read(self, pid: int, want_uid: str | None) -> tuple[str, _Process] | None:
+        """(pod UID, process) when the process belongs to a pod (to that one, if given)."""
+        try:
+            directory = os.open(self._proc / str(pid), _DIRECTORY)
+        except OSError:
+            return None  # gone
+        try:
+            uid = pod_uid_of_process(_read_capped("cgroup", directory, CGROUP_FILE_CAP))
+            if uid is None or (want_uid is not None and uid != want_uid):
+                return None
+            ticks = start_ticks(_read_capped("stat", directory, STAT_FILE_CAP))
+            netns = os.stat("ns/net", dir_fd=directory)
+        except (OSError, ValueError, IndexError) as err:
+            # Gone mid-read (ESRCH, ENOENT), not ours to read (EACCES), or not the kernel's
+            # format: skipped, as a process that is not there.
+            _log.debug("process %d skipped: %s", pid, err)
+            return None
+        finally:
+            os.close(directory)
+        return uid, _Process(ticks, pid, (netns.st_dev, netns.st_ino))
+
+    # -- the answer --------------------------------------------------------------------
+
+    def _sandbox(self, uid: str, processes: list[_Process]) -> Sandbox:
+        first = processes[0]
+        others = {p.netns for p in processes[1:]} - {first.netns}
+        if others:
+            _log.debug(
+                "pod %s has processes in %d other network namespace(s); using pid %d's, "
+                "the earliest",
+                uid,
+                len(others),
+                first.pid,
+            )
+        if first.netns == self._node_netns:
+            raise NodeNamespaceError(
+                f"pod {uid}: its sandbox (pid {first.pid}) is in the node's network namespace; "
+                "podnat never touches the node's namespace"
+            )
+        return Sandbox(
+            first.pid, first.start_ticks, self._proc / str(first.pid) / "ns/net", first.netns[1]
+        )
+
+
+def _read_capped(name: str, directory: int, cap: int) -> str:
+    """A /proc file through the process's directory; ValueError when it exceeds `cap`."""
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=directory)
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, cap + 1 - size):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > cap:
+                raise ValueError(f"{name} is over {cap} bytes")
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "surrogateescape")

@@ -1,0 +1,296 @@
+"""Finding a pod's network namespace from its UID, against real processes in real cgroups.
+
+Each "pod" is `sleep` processes in a network namespace the test made, placed in cgroups laid
+out as the kubelet lays them out (cgroupfs and systemd drivers, cgroup v1 and v2). The
+"node" is the test's own network namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from helper.agent.cgroup_paths import InvalidPodUidError
+from helper.agent.sandboxes import NodeNamespaceError, SandboxFinder
+from tests.kit.cgroups import (
+    CONTAINER,
+    V1_NAME,
+    Hierarchy,
+    Node,
+    cgroupfs,
+    hierarchy,
+    mounted,
+    node,
+    systemd,
+)
+from tests.kit.paths import REPO
+
+NODE_NETNS = Path("/proc/self/ns/net")
+
+
+def new_uid() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.fixture(scope="module")
+def v1_mount() -> Iterator[Path]:
+    with mounted(1) as mountpoint:
+        yield mountpoint
+
+
+@pytest.fixture(scope="module")
+def v2_mount() -> Iterator[Path]:
+    with mounted(2) as mountpoint:
+        yield mountpoint
+
+
+@pytest.fixture(params=[1, 2], ids=["cgroup-v1", "cgroup-v2"])
+def cgroups(request: pytest.FixtureRequest) -> Iterator[Hierarchy]:
+    mountpoint = request.getfixturevalue("v1_mount" if request.param == 1 else "v2_mount")
+    with hierarchy(request.param, mountpoint) as made:
+        yield made
+
+
+@pytest.fixture
+def v2(v2_mount: Path) -> Iterator[Hierarchy]:
+    with hierarchy(2, v2_mount) as made:
+        yield made
+
+
+@pytest.fixture
+def lab_node(cgroups: Hierarchy) -> Iterator[Node]:
+    # Processes stop (and leave their cgroups) before the hierarchy is taken apart.
+    with node() as made:
+        yield made
+
+
+@pytest.fixture
+def finder() -> SandboxFinder:
+    return SandboxFinder(node_netns=NODE_NETNS)
+
+
+LAYOUTS: dict[str, Callable[[str], str]] = {
+    "cgroupfs-burstable": cgroupfs,
+    "cgroupfs-guaranteed": lambda uid: cgroupfs(uid, qos=""),
+    "cgroupfs-besteffort": lambda uid: cgroupfs(uid, qos="besteffort"),
+    "cgroupfs-in-docker-node": lambda uid: cgroupfs(uid, prefix=f"docker/{CONTAINER}"),
+    "cgroupfs-in-systemd-docker-node": lambda uid: cgroupfs(
+        uid, prefix=f"system.slice/docker-{CONTAINER}.scope"
+    ),
+    "systemd-burstable-containerd": systemd,
+    "systemd-guaranteed-docker": lambda uid: systemd(uid, qos="", scope="docker"),
+    "systemd-besteffort-crio": lambda uid: systemd(uid, qos="besteffort", scope="crio"),
+    "systemd-kind-node": lambda uid: (
+        f"docker/{CONTAINER}/" + systemd(uid, qos="besteffort", root="kubelet")
+    ),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_pod_is_found_by_uid_in_every_layout(
+    layout: str, cgroups: Hierarchy, lab_node: Node, finder: SandboxFinder
+) -> None:
+    uid, netns = new_uid(), lab_node.netns()
+    pid = lab_node.start(netns)
+    cgroups.place(LAYOUTS[layout](uid), pid)
+    line = next(
+        entry
+        for entry in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        if ("0::" if cgroups.version == 2 else f":{V1_NAME}:") in entry
+    )
+    assert uid.replace("-", "_") in line or uid in line  # the kernel's own text is parsed
+
+    found = finder.find(uid)
+    assert found is not None
+    assert (found.pid, found.inode) == (pid, lab_node.inode(netns))
+    assert found.netns == Path(f"/proc/{pid}/ns/net")
+    assert found.netns.stat().st_ino == found.inode
+    assert finder.scan()[uid] == found
+    assert finder.find(uid) == found  # again, from the process found before
+
+
+def test_the_earliest_process_of_a_pod_is_its_sandbox(
+    cgroups: Hierarchy, lab_node: Node, finder: SandboxFinder
+) -> None:
+    uid, netns, elsewhere = new_uid(), lab_node.netns(), lab_node.netns()
+    pause = lab_node.start(netns)
+    time.sleep(0.03)  # start times count 10 ms ticks
+    app = lab_node.start(netns)
+    time.sleep(0.03)
+    stray = lab_node.start(elsewhere)
+    # The app containers are placed first: the order of cgroup.procs must not matter.
+    cgroups.place(systemd(uid).replace(CONTAINER, "b" * 64), stray)
+    cgroups.place(systemd(uid).replace(CONTAINER, "a" * 64), app)
+    cgroups.place(systemd(uid), pause)
+
+    messages: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("podnat.agent.sandboxes")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        found = finder.find(uid)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert found is not None
+    assert (found.pid, found.inode) == (pause, lab_node.inode(netns))
+    assert any(f"pod {uid} has processes in 1 other network namespace" in m for m in messages)
+
+
+def test_a_pod_in_the_nodes_namespace_is_refused(
+    cgroups: Hierarchy, lab_node: Node, finder: SandboxFinder
+) -> None:
+    uid, other = new_uid(), new_uid()
+    host_network = lab_node.start(None)
+    cgroups.place(cgroupfs(uid), host_network)
+    pid = lab_node.start(lab_node.netns())
+    cgroups.place(cgroupfs(other), pid)
+
+    with pytest.raises(NodeNamespaceError) as refused:
+        finder.find(uid)
+    message = str(refused.value)
+    assert uid in message
+    assert f"pid {host_network}" in message
+    assert "never touches the node's namespace" in message
+    scanned = finder.scan()
+    assert uid not in scanned  # left out, never returned
+    assert scanned[other].pid == pid
+    with pytest.raises(NodeNamespaceError):
+        finder.find(uid)  # from the cache too
+
+
+def test_an_unknown_pod_is_none(lab_node: Node, finder: SandboxFinder) -> None:
+    assert finder.find(new_uid()) is None
+
+
+def test_a_process_gone_after_the_scan_is_not_found_and_its_successor_is(
+    cgroups: Hierarchy, lab_node: Node, finder: SandboxFinder
+) -> None:
+    uid = new_uid()
+    first = lab_node.start(lab_node.netns())
+    cgroups.place(cgroupfs(uid), first)
+    assert finder.scan()[uid].pid == first
+    lab_node.stop(first)
+    assert finder.find(uid) is None
+    assert uid not in finder.scan()
+
+    netns = lab_node.netns()
+    second = lab_node.start(netns)
+    cgroups.place(cgroupfs(uid), second)
+    found = finder.find(uid)
+    assert found is not None
+    assert (found.pid, found.inode) == (second, lab_node.inode(netns))
+
+
+def test_a_replaced_sandbox_is_found_in_its_new_namespace(
+    cgroups: Hierarchy, lab_node: Node, finder: SandboxFinder
+) -> None:
+    uid, old_netns, new_netns = new_uid(), lab_node.netns(), lab_node.netns()
+    old = lab_node.start(old_netns)
+    cgroups.place(systemd(uid), old)
+    before = finder.find(uid)
+    assert before is not None
+    assert before.inode == lab_node.inode(old_netns)
+
+    # The kubelet's new sandbox: a new pause process, a new namespace; the old one killed.
+    new = lab_node.start(new_netns)
+    cgroups.place(systemd(uid).replace(CONTAINER, "c" * 64), new)
+    lab_node.stop(old)
+    after = finder.find(uid)
+    assert after is not None
+    assert (after.pid, after.inode) == (new, lab_node.inode(new_netns))
+    assert after.inode != before.inode
+
+
+HOSTILE = ["", "../", "*", "pod", "..", "kubepods", "%s/..", "%s*", "%s\n", "x" * 100_000]
+
+
+def test_hostile_uids_match_nothing(
+    cgroups: Hierarchy, lab_node: Node, finder: SandboxFinder
+) -> None:
+    uid = new_uid()
+    cgroups.place(cgroupfs(uid), lab_node.start(lab_node.netns()))
+    for hostile in HOSTILE:
+        value = hostile.replace("%s", uid)
+        with pytest.raises(InvalidPodUidError, match="is not a UUID"):
+            finder.find(value)
+    assert finder.find(uid) is not None
+
+
+def test_the_uid_only_as_a_whole_kubelet_component_matches(
+    cgroups: Hierarchy, lab_node: Node, finder: SandboxFinder
+) -> None:
+    uid, outer = new_uid(), new_uid()
+    near_misses = [
+        f"kubepods/burstable/pod{uid}x/{CONTAINER}",
+        f"kubepods/burstable/{uid}/{CONTAINER}",
+        f"user.slice/pod{uid}/{CONTAINER}",
+        f"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice/x.scope",
+        # a pod that makes cgroups below its own cannot pass for another pod
+        f"kubepods/besteffort/pod{outer}/{CONTAINER}/kubepods/pod{uid}/x",
+    ]
+    for path in near_misses:
+        cgroups.place(path, lab_node.start(lab_node.netns()))
+    assert finder.find(uid) is None
+    assert uid not in finder.scan()
+    assert outer in finder.scan()
+
+
+def test_a_reader_in_its_own_cgroup_namespace_finds_pods_above_it(
+    v2: Hierarchy, finder: SandboxFinder
+) -> None:
+    """The agent in a pod sees other pods' paths from its cgroup namespace: `/../..`."""
+    with node() as lab_node:
+        guaranteed, besteffort, agent = new_uid(), new_uid(), new_uid()
+        netns = {uid: lab_node.netns() for uid in (guaranteed, besteffort)}
+        pids = {uid: lab_node.start(netns[uid]) for uid in netns}
+        v2.place(systemd(guaranteed, qos=""), pids[guaranteed])
+        v2.place(systemd(besteffort, qos="besteffort"), pids[besteffort])
+        cgroup = v2.directory(systemd(agent).replace(CONTAINER, "d" * 64))
+        # The reader enters the agent's cgroup, then a cgroup namespace rooted there.
+        reader = subprocess.run(
+            [
+                *("sh", "-c", 'echo $$ > "$1" && exec unshare --cgroup "$2" -c "$3"', "sh"),
+                *(str(cgroup / "cgroup.procs"), sys.executable, READER),
+            ],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        seen = json.loads(reader.stdout)
+        assert seen["self"] == "0::/"
+        assert seen["example"].startswith("0::/../../../kubepods-pod")
+        for uid, pid in pids.items():
+            assert seen["pods"][uid] == [pid, lab_node.inode(netns[uid])]
+
+
+READER = """
+import json, os
+from pathlib import Path
+from helper.agent.sandboxes import SandboxFinder
+pods = SandboxFinder(node_netns=Path("/proc/self/ns/net")).scan()
+lines = [line for line in Path("/proc/self/cgroup").read_text().splitlines()
+         if line.startswith("0::")]
+example = ""
+for uid, found in pods.items():
+    for line in Path(f"/proc/{found.pid}/cgroup").read_text().splitlines():
+        if line.startswith("0::") and "kubepods-pod" in line:
+            example = line
+print(json.dumps({"self": lines[0], "example": example,
+                  "pods": {uid: [s.pid, s.inode] for uid, s in pods.items()}}))
+"""
