@@ -1,1 +1,1 @@
-"""`podnat agent`: one per node, keeping each managed pod's redirects live in its network namespace."""
+"""`podnat agent`: one per node, keeping each managed pod's redirects live in its netns."""
