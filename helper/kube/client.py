@@ -43,12 +43,15 @@ class TooLargeError(ApiError):
 
 
 class KubeClient:
-    def __init__(self, connection: Connection, timeout: float = 10.0) -> None:
+    def __init__(
+        self, connection: Connection, timeout: float = 10.0, max_event: int = MAX_EVENT
+    ) -> None:
         url = urllib.parse.urlsplit(connection.server)
         if url.scheme != "https" or not url.hostname:
             raise SourceError(f"the API server must be an https URL, not {connection.server!r}")
         self.connection = connection
         self.timeout = timeout
+        self.max_event = max_event
         self._host, self._port = url.hostname, url.port or 443
         self._local = threading.local()
 
@@ -135,12 +138,13 @@ class Watch:
         response = self._conn.getresponse()
         if response.status != 200:
             raise _error(response.status, "watch", _json(response.read(MAX_BODY)))
+        cap = self._client.max_event
         while not self._closed:
-            line = response.readline(MAX_EVENT + 1)
+            line = response.readline(cap + 1)
             if not line:
                 return  # the server ended the watch (timeoutSeconds)
-            if len(line) > MAX_EVENT and not line.endswith(b"\n"):
-                raise TooLargeError(f"a watch event larger than {MAX_EVENT} bytes: refused")
+            if len(line) > cap and not line.endswith(b"\n"):
+                raise TooLargeError(f"a watch event larger than {cap} bytes: refused")
             event = _json(line)
             if event:
                 yield event

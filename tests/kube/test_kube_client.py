@@ -1,0 +1,91 @@
+"""The agent's stdlib client against the real kube-apiserver: list, watch, caps, relists."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from helper.kube.client import ApiError, KubeClient
+from helper.kube.config import connect
+from helper.kube.reflector import Obj, Reflector
+from tests.kit.controlplane import ControlPlane
+from tests.kube.agent_kit import wait_for
+
+
+@pytest.fixture
+def namespace(api: client.ApiClient) -> Iterator[str]:
+    core = client.CoreV1Api(api)
+    name = f"kc-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    core.create_namespaced_service_account(
+        name, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="default"))
+    )
+    yield name
+    core.delete_namespace(name)
+
+
+def _pod(core: client.CoreV1Api, namespace: str, name: str, filler: int = 0) -> None:
+    core.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name=name, annotations={"filler": "x" * filler}),
+            spec=client.V1PodSpec(
+                automount_service_account_token=False,
+                containers=[client.V1Container(name="app", image="app")],
+            ),
+        ),
+    )
+
+
+def test_an_oversized_watch_event_is_refused_and_the_reflector_relists(
+    control_plane: ControlPlane, api: client.ApiClient, namespace: str
+) -> None:
+    core = client.CoreV1Api(api)
+    _pod(core, namespace, "small")
+    kube = KubeClient(connect(str(control_plane.kubeconfig)), max_event=16 * 1024)
+    lists: list[list[str]] = []
+    events: list[str] = []
+    stop = threading.Event()
+
+    def names(items: list[Obj]) -> list[str]:
+        return sorted(str(i["metadata"]["name"]) for i in items)
+
+    reflector = Reflector(
+        kube,
+        f"/api/v1/namespaces/{namespace}/pods",
+        {},
+        lambda items: lists.append(names(items)),
+        lambda kind, obj: events.append(f"{kind} {obj['metadata']['name']}"),
+        stop,
+    )
+    thread = threading.Thread(target=reflector.run)
+    thread.start()
+    try:
+        wait_for("the first list", lambda: lists == [["small"]])
+        _pod(core, namespace, "big", filler=64 * 1024)  # its event: 4x the cap
+        # Refused, never buffered whole; the relist (whole bodies are capped higher) has it.
+        wait_for("a relist", lambda: len(lists) == 2, timeout=30)
+        assert lists[1] == ["big", "small"]
+        assert not any("big" in e for e in events)
+        _pod(core, namespace, "after")  # and the watch goes on from the relist
+        wait_for("the next event", lambda: "ADDED after" in events)
+    finally:
+        stop.set()
+        reflector.close()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_errors_name_the_call_and_stop_retrying_on_4xx(control_plane: ControlPlane) -> None:
+    kube = KubeClient(connect(str(control_plane.kubeconfig)))
+    started = time.monotonic()
+    with pytest.raises(ApiError) as caught:
+        kube.request("GET", "/api/v1/namespaces/no-such-namespace-here")
+    assert caught.value.status == 404
+    assert "GET /api/v1/namespaces/no-such-namespace-here: HTTP 404" in str(caught.value)
+    assert time.monotonic() - started < 2  # not retried
