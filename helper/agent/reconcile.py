@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from helper.agent.metrics import Metrics
+from helper.agent.pin import pinned
 from helper.agent.pods import Condition, PodView, Store
 from helper.agent.sandboxes import NodeNamespaceError, Sandbox, SandboxFinder
 from helper.agent.status import StatusWriter
@@ -149,15 +150,16 @@ class Reconciler:
                 pod, Condition("False", "SandboxChanged", "a new sandbox is getting its rules")
             )
             memory.plan = None
-        target = Target(sandbox.netns, self.policy.backend, lock_timeout=self.policy.lock_timeout)
         started = time.monotonic()
         try:
-            if not _same_namespace(sandbox):
-                return Result.RETRY  # the process went away between finding and opening
-            if plan.is_empty:
-                self._clean(pod, memory, sandbox, target)
-            else:
-                self._apply(pod, memory, plan, sandbox, target)
+            with pinned(sandbox) as netns:
+                if netns is None:
+                    return Result.RETRY  # the sandbox went away between finding and opening
+                target = Target(netns, self.policy.backend, lock_timeout=self.policy.lock_timeout)
+                if plan.is_empty:
+                    self._clean(pod, memory, sandbox, target)
+                else:
+                    self._apply(pod, memory, plan, sandbox, target)
         except PodnatError as err:
             self.metrics.errors.inc()
             message = f"rules not applied: {err}"
@@ -208,10 +210,3 @@ class Reconciler:
             memory.said.clear()
         memory.said.add((reason, message))
         self.status.event(pod, reason, message, warning=warning)
-
-
-def _same_namespace(sandbox: Sandbox) -> bool:
-    try:
-        return sandbox.netns.stat().st_ino == sandbox.inode
-    except OSError:
-        return False
