@@ -6,6 +6,7 @@ test placed in network namespaces and kubelet-style cgroups (agent_kit).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import time
@@ -340,3 +341,32 @@ def test_a_deleted_pod_is_forgotten(node: AgentNode, agent: Agent) -> None:
     node.core.delete_namespaced_pod(pod.name, ns, grace_period_seconds=0)
     wait_for("the pod forgotten", lambda: agent.metric("podnat_agent_pods_managed") == 0)
     assert agent.process is not None and agent.process.poll() is None
+
+
+def test_a_failed_apply_is_reported_and_retried_until_it_succeeds(
+    node: AgentNode, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    pod = node.pod(node.namespace(), WEB)
+    assert pod.sandbox is not None and pod.sandbox.netns is not None
+    netns = pod.sandbox.netns
+    agent = Agent(
+        control_plane.kubeconfig, node.name, tmp_path / "agent.log", extra=("--lock-timeout", "0.3")
+    )
+    # Another podnat holds the namespace's lock (flock on its nsfs inode) past the timeout.
+    holder = os.open(netns.path, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    agent.start()
+    try:
+        wait_for("ApplyFailed", lambda: _is(node, pod, "False", "ApplyFailed"))
+        assert "another podnat" in (node.condition(pod) or ("", "", ""))[2]
+        wait_for("RedirectsFailed", lambda: "RedirectsFailed" in node.events(pod))
+        assert agent.metric("podnat_agent_errors_total") >= 1
+        assert table(netns) == ""
+        os.close(holder)  # released: the retry (per-pod backoff) gets through
+        holder = -1
+        wait_for("the rules", lambda: verified(netns, WEB), timeout=30)
+        wait_for("condition True", lambda: _is(node, pod, "True", "Applied"))
+    finally:
+        if holder >= 0:
+            os.close(holder)
+        assert agent.stop() == 0
