@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from helper.engine import BACKEND_CHOICES
+from helper.sources.base import SERVICE_ACCOUNT_DIR
 
 DEFAULT_LABEL = "podnat.io/inject=enabled"
 _NAME_CHARS = 253  # a DNS subdomain: node and namespace names, label keys with a prefix
@@ -98,4 +99,10 @@ def add_arguments(parser: argparse.ArgumentParser, seconds: Callable[[str], floa
         help="the node's own network namespace, never touched (default %(default)s)",
     )
     a("--kubeconfig", default=None, help="default: the service account in a pod, else $KUBECONFIG")
+    a(
+        "--service-account-dir",
+        type=Path,
+        default=SERVICE_ACCOUNT_DIR,
+        help="in a pod: token (re-read as the kubelet rotates it) and ca.crt (default %(default)s)",
+    )
     a("--workers", type=workers, default=2, help="reconciles in parallel (default 2)")

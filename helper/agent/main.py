@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         # pod and name no pod; the agent's own lines and Events say what happened.
         logging.getLogger("podnat").addFilter(_engine_notes)
     raise_permitted()  # before any thread: threads inherit the effective set
-    client = KubeClient(connect(args.kubeconfig))
+    connection, token_file = connect(args.kubeconfig, args.service_account_dir)
+    client = KubeClient(connection, token_file=token_file)
     metrics = Metrics()
     policy = Policy(args.node_name, args.backend, args.lock_timeout, also)
     reconciler = Reconciler(

@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from helper.sources.base import SourceError
@@ -44,7 +45,12 @@ class TooLargeError(ApiError):
 
 class KubeClient:
     def __init__(
-        self, connection: Connection, timeout: float = 10.0, max_event: int = MAX_EVENT
+        self,
+        connection: Connection,
+        timeout: float = 10.0,
+        max_event: int = MAX_EVENT,
+        token_file: Path | None = None,
+        token_ttl: float = 60.0,
     ) -> None:
         url = urllib.parse.urlsplit(connection.server)
         if url.scheme != "https" or not url.hostname:
@@ -52,6 +58,11 @@ class KubeClient:
         self.connection = connection
         self.timeout = timeout
         self.max_event = max_event
+        # A projected service-account token is rotated by the kubelet (about hourly): a
+        # long-lived client re-reads it, as client-go does, at most once a minute.
+        self._token_file, self._token_ttl = token_file, token_ttl
+        self._token_read = -token_ttl
+        self._token_lock = threading.Lock()
         self._host, self._port = url.hostname, url.port or 443
         self._local = threading.local()
 
@@ -61,10 +72,24 @@ class KubeClient:
         )
 
     def headers(self, content_type: str | None = None) -> dict[str, str]:
+        self._refresh_token()
         headers = {"Accept": "application/json", **self.connection.headers}
         if content_type:
             headers["Content-Type"] = content_type
         return headers
+
+    def _refresh_token(self) -> None:
+        if self._token_file is None or time.monotonic() - self._token_read < self._token_ttl:
+            return
+        with self._token_lock:
+            self._token_read = time.monotonic()
+            try:
+                token = self._token_file.read_text().strip()
+            except OSError as err:  # keep the token we have; it may still be valid
+                _log.warning("service-account token %s: %s", self._token_file, err.strerror)
+                return
+            if token:
+                self.connection.headers["Authorization"] = f"Bearer {token}"
 
     def request(
         self,

@@ -15,16 +15,19 @@ from typing import Any
 
 import yaml
 
-from helper.sources.base import SourceError
+from helper.sources.base import SERVICE_ACCOUNT_DIR, SourceError
 from helper.sources.kube_api import Connection
 
 
-def connect(kubeconfig: str | None) -> Connection:
+def connect(
+    kubeconfig: str | None, service_account: Path = SERVICE_ACCOUNT_DIR
+) -> tuple[Connection, Path | None]:
+    """The connection, and the token file to re-read (in a pod: the kubelet rotates it)."""
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return Connection.in_cluster()
+        return Connection.in_cluster(service_account), service_account / "token"
     path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or None
     simple = _simple(Path(path)) if path else None
-    return simple or Connection.from_kubeconfig(path)
+    return simple or Connection.from_kubeconfig(path), None
 
 
 def _named(items: Any, name: Any, what: str) -> dict[str, Any]:

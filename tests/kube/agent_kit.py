@@ -8,6 +8,7 @@ on a named cgroup-v1 hierarchy mounted for the session. No kubelet, no scheduler
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -219,18 +220,19 @@ def table(netns: Netns) -> str:
 class Agent:
     """`podnat agent` as a real process (python -m helper.cli agent)."""
 
-    kubeconfig: Path
+    kubeconfig: Path | None  # None: as a pod, from `env` and --service-account-dir in `extra`
     node: str
     log: Path
     interval: float = 2.0
     port: int = field(default_factory=free_port)
     extra: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         argv = [
             sys.executable, "-m", "helper.cli", "agent",
-            "--kubeconfig", str(self.kubeconfig),
+            *(("--kubeconfig", str(self.kubeconfig)) if self.kubeconfig else ()),
             "--node-name", self.node,
             "--verify-interval", str(self.interval),
             "--listen", f"127.0.0.1:{self.port}",
@@ -239,7 +241,9 @@ class Agent:
             *self.extra,
         ]  # fmt: skip
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=log)
+            self.process = subprocess.Popen(
+                argv, cwd=REPO, stdout=log, stderr=log, env={**os.environ, **self.env}
+            )
 
     def get(self, path: str) -> tuple[int, str]:
         try:

@@ -17,6 +17,7 @@ import pytest
 from kubernetes import client
 
 from tests.kit.controlplane import ControlPlane
+from tests.kube.accounts import mount_account, pod_env
 from tests.kube.agent_kit import Agent, AgentNode, cgroup_hierarchy, table, verified, wait_for
 from tests.netns.podnat import podnat
 
@@ -370,3 +371,62 @@ def test_a_failed_apply_is_reported_and_retried_until_it_succeeds(
         if holder >= 0:
             os.close(holder)
         assert agent.stop() == 0
+
+
+# What the chart's ClusterRole grants the agent, and nothing more.
+AGENT_RULES = [
+    client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["list", "watch"]),
+    client.V1PolicyRule(api_groups=[""], resources=["pods/status"], verbs=["patch"]),
+    client.V1PolicyRule(api_groups=[""], resources=["events"], verbs=["create"]),
+    client.V1PolicyRule(api_groups=[""], resources=["namespaces"], verbs=["list", "watch"]),
+]
+
+
+def test_the_agent_works_as_its_service_account_with_only_the_charts_rights(
+    node: AgentNode, api: client.ApiClient, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    home = node.namespace(labelled=False)
+    node.core.create_namespaced_service_account(
+        home, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="podnat-agent"))
+    )
+    rbac = client.RbacAuthorizationV1Api(api)
+    name = f"podnat-agent-{node.name}"
+    rbac.create_cluster_role(
+        client.V1ClusterRole(metadata=client.V1ObjectMeta(name=name), rules=AGENT_RULES)
+    )
+    rbac.create_cluster_role_binding(
+        client.V1ClusterRoleBinding(
+            metadata=client.V1ObjectMeta(name=name),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=name
+            ),
+            subjects=[
+                client.RbacV1Subject(kind="ServiceAccount", name="podnat-agent", namespace=home)
+            ],
+        )
+    )
+    account = mount_account(api, control_plane, home, "podnat-agent", tmp_path / "sa")
+    env = pod_env(control_plane, home, "podnat-agent-x")
+    pod = node.pod(node.namespace(), WEB)
+    assert pod.sandbox is not None and pod.sandbox.netns is not None
+    netns = pod.sandbox.netns
+    agent = Agent(
+        None,
+        node.name,
+        tmp_path / "agent.log",
+        extra=("--service-account-dir", str(account)),
+        env=env,
+    )
+    agent.start()
+    try:
+        wait_for("the rules", lambda: verified(netns, WEB))
+        wait_for("condition True", lambda: _is(node, pod, "True", "Applied"))
+        wait_for("RedirectsApplied", lambda: "RedirectsApplied" in node.events(pod))
+        agent.wait_ready()
+        node.annotate(pod, WEB2)  # the watch works too
+        wait_for("the change", lambda: verified(netns, WEB2))
+        assert "HTTP 403" not in agent.log_text()
+    finally:
+        assert agent.stop() == 0
+        rbac.delete_cluster_role_binding(name)
+        rbac.delete_cluster_role(name)

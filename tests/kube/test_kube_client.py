@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -47,7 +48,7 @@ def test_an_oversized_watch_event_is_refused_and_the_reflector_relists(
 ) -> None:
     core = client.CoreV1Api(api)
     _pod(core, namespace, "small")
-    kube = KubeClient(connect(str(control_plane.kubeconfig)), max_event=16 * 1024)
+    kube = KubeClient(connect(str(control_plane.kubeconfig))[0], max_event=16 * 1024)
     lists: list[list[str]] = []
     events: list[str] = []
     stop = threading.Event()
@@ -82,10 +83,85 @@ def test_an_oversized_watch_event_is_refused_and_the_reflector_relists(
 
 
 def test_errors_name_the_call_and_stop_retrying_on_4xx(control_plane: ControlPlane) -> None:
-    kube = KubeClient(connect(str(control_plane.kubeconfig)))
+    kube = KubeClient(connect(str(control_plane.kubeconfig))[0])
     started = time.monotonic()
     with pytest.raises(ApiError) as caught:
         kube.request("GET", "/api/v1/namespaces/no-such-namespace-here")
     assert caught.value.status == 404
     assert "GET /api/v1/namespaces/no-such-namespace-here: HTTP 404" in str(caught.value)
     assert time.monotonic() - started < 2  # not retried
+
+
+def _bound_token(api: client.ApiClient, namespace: str, account: str, secret: str) -> str:
+    """A token that dies with the Secret it is bound to (TokenRequest boundObjectRef)."""
+    core = client.CoreV1Api(api)
+    made = core.create_namespaced_secret(
+        namespace, client.V1Secret(metadata=client.V1ObjectMeta(name=secret))
+    )
+    assert made.metadata is not None
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(
+            audiences=[],
+            expiration_seconds=3600,
+            bound_object_ref=client.V1BoundObjectReference(
+                api_version="v1", kind="Secret", name=secret, uid=made.metadata.uid
+            ),
+        )
+    )
+    reply = core.create_namespaced_service_account_token(account, namespace, request)
+    token: str = api.sanitize_for_serialization(reply)["status"]["token"]  # type: ignore[no-untyped-call]
+    return token
+
+
+def test_a_rotated_service_account_token_is_read_again(
+    control_plane: ControlPlane, api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    rbac = client.RbacAuthorizationV1Api(api)
+    rbac.create_namespaced_role(
+        namespace,
+        client.V1Role(
+            metadata=client.V1ObjectMeta(name="read"),
+            rules=[client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["list"])],
+        ),
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name="read"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="Role", name="read"
+            ),
+            subjects=[
+                client.RbacV1Subject(kind="ServiceAccount", name="default", namespace=namespace)
+            ],
+        ),
+    )
+    (tmp_path / "ca.crt").write_bytes(control_plane.ca.read_bytes())
+    token_file = tmp_path / "token"
+    token_file.write_text(_bound_token(api, namespace, "default", "first"))
+    env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1"}
+    env["KUBERNETES_SERVICE_PORT"] = control_plane.server.rsplit(":", 1)[1]
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        connection, found = connect(None, tmp_path)
+        stale_connection, _ = connect(None, tmp_path)
+    assert found == token_file
+    rotating = KubeClient(connection, token_file=found, token_ttl=0)
+    stale = KubeClient(stale_connection)  # reads the token once, as before this fix
+    assert rotating.request("GET", path)["items"] == []
+    assert stale.request("GET", path)["items"] == []
+    # The kubelet writes a new token; the old one's bound object goes away.
+    token_file.write_text(_bound_token(api, namespace, "default", "second"))
+    client.CoreV1Api(api).delete_namespaced_secret("first", namespace)
+
+    def refused() -> bool:
+        try:
+            stale.request("GET", path, attempts=1)
+        except ApiError as err:
+            return err.status == 401
+        return False
+
+    wait_for("the old token refused", refused, timeout=30)
+    assert rotating.request("GET", path)["items"] == []
