@@ -121,8 +121,8 @@ class Controller:
             return
         if kind == "DELETED" or view is None:
             self.store.remove(key)
-        else:
-            self.store.put(view)
+        elif not self.store.put(view):
+            return  # e.g. the kubelet's status updates: nothing podnat reads changed
         self.queue.add(key)
 
     # -- workers and the periodic verify -----------------------------------------------------

@@ -121,9 +121,12 @@ class Store:
             old, self._pods = self._pods, views
         return {k for k in old.keys() | views.keys() if old.get(k) != views.get(k)}
 
-    def put(self, view: PodView) -> None:
+    def put(self, view: PodView) -> bool:
+        """True if anything the agent reads changed (not so for most status updates)."""
         with self._lock:
+            before = self._pods.get(view.key)
             self._pods[view.key] = view
+        return before != view
 
     def remove(self, key: str) -> None:
         with self._lock:
