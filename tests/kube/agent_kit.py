@@ -288,3 +288,8 @@ class Agent:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def has_condition(node: AgentNode, pod: object, status: str, reason: str) -> bool:
+    found = node.condition(pod)  # type: ignore[arg-type]
+    return found is not None and found[:2] == (status, reason)
