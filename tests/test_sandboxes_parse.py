@@ -6,6 +6,8 @@ layouts a test machine cannot make (cgroup namespaces of other pods, forged line
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from helper.agent.cgroup_paths import (
@@ -14,7 +16,7 @@ from helper.agent.cgroup_paths import (
     pod_uid_in_path,
     pod_uid_of_process,
 )
-from helper.agent.sandboxes import start_ticks
+from helper.agent.sandboxes import CGROUP_FILE_CAP, DiscoveryError, SandboxFinder, start_ticks
 
 UID = "4f1d2c3b-9a8e-4d7c-b6a5-0123456789ab"
 OTHER = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -145,3 +147,60 @@ def test_start_ticks_is_field_22_even_when_the_name_holds_parentheses() -> None:
     assert start_ticks(f"1234 (a) b) (c) S {rest[2:]}") == 22
     with pytest.raises(ValueError):
         start_ticks("1234 no parenthesis")
+
+
+# -- a /proc laid out by hand: the branches real processes cannot be made to take ----------
+
+
+def fake_process(proc: Path, pid: int, cgroup: str | bytes, ticks: int = 100) -> None:
+    directory = proc / str(pid)
+    (directory / "ns").mkdir(parents=True)
+    (directory / "ns" / "net").write_text("")  # a file: its inode stands for a namespace
+    data = cgroup if isinstance(cgroup, bytes) else cgroup.encode()
+    (directory / "cgroup").write_bytes(data)
+    rest = " ".join(["S", *("0" for _ in range(18)), str(ticks), "0"])
+    (directory / "stat").write_text(f"{pid} (pause) {rest}\n")
+
+
+def test_a_file_over_the_cap_or_a_stat_the_kernel_would_not_write_is_skipped(
+    tmp_path: Path,
+) -> None:
+    proc, node = tmp_path / "proc", tmp_path / "node-netns"
+    node.write_text("")
+    huge = f"0::/kubepods/pod{UID}/" + "x" * CGROUP_FILE_CAP + "\n"
+    fake_process(proc, 10, huge.encode())
+    fake_process(proc, 11, f"0::/kubepods/pod{OTHER}/c\n")
+    (proc / "11" / "stat").write_text("11 (truncated")
+    fake_process(proc, 12, b"0::/kubepods/pod" + UID.encode() + b"/\xff\xfe\n", ticks=7)
+    (proc / "self").mkdir()
+    (proc / "١٢").mkdir()  # digits, but not ASCII ones: not a PID
+    finder = SandboxFinder(proc, node)
+    found = finder.scan()
+    assert list(found) == [UID]
+    assert (found[UID].pid, found[UID].start_ticks) == (12, 7)
+    assert found[UID].netns == proc / "12" / "ns/net"
+    assert finder.find(OTHER) is None
+
+
+def test_the_nodes_namespace_must_be_readable(tmp_path: Path) -> None:
+    with pytest.raises(DiscoveryError, match=r"node network namespace .*missing: No such file"):
+        SandboxFinder(tmp_path, tmp_path / "missing")
+
+
+def test_an_unreadable_proc_is_a_clear_error(tmp_path: Path) -> None:
+    node = tmp_path / "node"
+    node.write_text("")
+    finder = SandboxFinder(tmp_path / "no-proc", node)
+    with pytest.raises(DiscoveryError, match=r"cannot list .*no-proc: No such file"):
+        finder.scan()
+
+
+def test_the_earliest_start_wins_over_the_lowest_pid(tmp_path: Path) -> None:
+    # PIDs wrap around: a later PID may be the older process.
+    proc, node = tmp_path / "proc", tmp_path / "node-netns"
+    node.write_text("")
+    fake_process(proc, 30, f"0::/kubepods/pod{UID}/app\n", ticks=50)
+    fake_process(proc, 31, f"0::/kubepods/pod{UID}/pause\n", ticks=40)
+    found = SandboxFinder(proc, node).find(UID)
+    assert found is not None
+    assert (found.pid, found.start_ticks) == (31, 40)

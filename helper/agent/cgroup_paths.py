@@ -49,6 +49,8 @@ def pod_uid_of_process(cgroup_text: str) -> str | None:
     None too when the file is not what the kernel writes (a line it cannot parse, a hierarchy
     twice: a cgroup name holding a newline forges lines) or when its lines name two pods.
     """
+    if "pod" not in cgroup_text:  # most processes of a node: no need to read further
+        return None
     hierarchies: set[str] = set()
     uids: set[str] = set()
     for line in cgroup_text.splitlines():
@@ -68,8 +70,12 @@ def pod_uid_of_process(cgroup_text: str) -> str | None:
 
 def pod_uid_in_path(path: str) -> str | None:
     """The UID of the outermost pod cgroup on one cgroup path, or None."""
+    if "pod" not in path:  # most lines of most processes: skipped cheaply
+        return None
     parts = path.split("/")[1:]
-    for index in range(len(parts)):
+    for index, part in enumerate(parts):
+        if "pod" not in part:
+            continue
         uid = _cgroupfs_pod(parts, index) or _systemd_pod(parts, index)
         if uid is not None:
             return uid

@@ -129,9 +129,9 @@ class Node:
     def inode(netns: str) -> int:
         return (Path("/run/netns") / netns).stat().st_ino
 
-    def start(self, netns: str | None) -> int:
-        """A `sleep` in `netns` (None: this process's own, the node's); its PID once there."""
-        argv = ["sleep", "600"]
+    def start(self, netns: str | None, *command: str) -> int:
+        """`command` (default `sleep`) in `netns` (None: the node's); its PID once there."""
+        argv = list(command or ("sleep", "600"))
         if netns is not None:
             argv = ["ip", "netns", "exec", netns, *argv]  # ip execs sleep: same PID
         process = subprocess.Popen(argv)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -115,7 +116,28 @@ def test_a_pod_is_found_by_uid_in_every_layout(
     assert found.netns == Path(f"/proc/{pid}/ns/net")
     assert found.netns.stat().st_ino == found.inode
     assert finder.scan()[uid] == found
-    assert finder.find(uid) == found  # again, from the process found before
+
+
+def test_asking_again_rereads_the_process_found_before_without_a_scan(
+    cgroups: Hierarchy, lab_node: Node, finder: SandboxFinder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uid = new_uid()
+    pid = lab_node.start(lab_node.netns())
+    cgroups.place(systemd(uid), pid)
+    found = finder.find(uid)
+    listings: list[int] = []
+    real_pids = finder._pids
+
+    def counted() -> list[int]:
+        listings.append(1)
+        return real_pids()
+
+    monkeypatch.setattr(finder, "_pids", counted)
+    assert [finder.find(uid) for _ in range(3)] == [found] * 3
+    assert listings == []
+    lab_node.stop(pid)  # the process found before is gone: one scan, and none found
+    assert finder.find(uid) is None
+    assert listings == [1]
 
 
 def test_the_earliest_process_of_a_pod_is_its_sandbox(
@@ -194,6 +216,25 @@ def test_a_process_gone_after_the_scan_is_not_found_and_its_successor_is(
     assert (found.pid, found.inode) == (second, lab_node.inode(netns))
 
 
+def test_processes_that_come_and_go_during_scans_never_disturb_them(
+    cgroups: Hierarchy, lab_node: Node, finder: SandboxFinder
+) -> None:
+    uid, netns = new_uid(), lab_node.netns()
+    sandbox = lab_node.start(netns)
+    cgroups.place(cgroupfs(uid), sandbox)
+    time.sleep(0.03)
+    # Its children inherit the pod's cgroup and exit at once, thousands per second.
+    churn = lab_node.start(netns, "sh", "-c", "while :; do /bin/true; done")
+    cgroups.place(cgroupfs(uid).replace(CONTAINER, "e" * 64), churn)
+    started = time.monotonic()
+    scans = 0
+    while time.monotonic() - started < 1.0:
+        assert finder.scan()[uid].pid == sandbox
+        scans += 1
+    lab_node.stop(churn)
+    assert scans > 10
+
+
 def test_a_replaced_sandbox_is_found_in_its_new_namespace(
     cgroups: Hierarchy, lab_node: Node, finder: SandboxFinder
 ) -> None:
@@ -207,11 +248,17 @@ def test_a_replaced_sandbox_is_found_in_its_new_namespace(
     # The kubelet's new sandbox: a new pause process, a new namespace; the old one killed.
     new = lab_node.start(new_netns)
     cgroups.place(systemd(uid).replace(CONTAINER, "c" * 64), new)
-    lab_node.stop(old)
+    os.kill(old, signal.SIGKILL)  # not reaped yet: a zombie, with no namespace any more
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{old}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
     after = finder.find(uid)
     assert after is not None
     assert (after.pid, after.inode) == (new, lab_node.inode(new_netns))
     assert after.inode != before.inode
+    lab_node.stop(old)
+    assert finder.find(uid) == after
 
 
 HOSTILE = ["", "../", "*", "pod", "..", "kubepods", "%s/..", "%s*", "%s\n", "x" * 100_000]
