@@ -169,6 +169,7 @@ class Reconciler:
         finally:
             self.metrics.apply_seconds.observe(time.monotonic() - started)
         memory.inode, memory.plan = sandbox.inode, plan
+        memory.said.clear()  # converged: a failure seen before is news again
         return Result.DONE
 
     def _apply(
