@@ -15,6 +15,8 @@ from helper.kube.client import KubeClient
 from helper.kube.reflector import Obj, Reflector
 
 _log = logging.getLogger("podnat.agent")
+_SANDBOX_WAIT_CAP_S = 1.0
+_SANDBOX_WAIT_TRIES = 60
 _HEALTHY_WITHIN_S = 900.0  # a watch loop silent this long (watches end every ≤ 10 min) is stuck
 
 
@@ -137,7 +139,12 @@ class Controller:
                 self.reconciler.metrics.errors.inc()
                 result = Result.RETRY
             self.reconciler.metrics.reconciles.labels(result=result.value).inc()
-            if result is Result.RETRY and not self.stop.is_set():
+            if result is Result.WAIT and not self.stop.is_set():
+                # A starting pod: its sandbox comes within seconds (its phase change is a
+                # hint too). Each look scans /proc: after a minute, the usual backoff.
+                starting = self.queue.failures(key) < _SANDBOX_WAIT_TRIES
+                self.queue.retry(key, cap=_SANDBOX_WAIT_CAP_S if starting else None)
+            elif result is Result.RETRY and not self.stop.is_set():
                 self.queue.retry(key)
             else:
                 self.queue.forget(key)

@@ -28,7 +28,8 @@ _log = logging.getLogger("podnat.agent")
 
 class Result(Enum):
     DONE = "done"  # converged (or nothing to do): forget the backoff
-    RETRY = "retry"  # not yet (no sandbox, a failure): requeue with backoff
+    RETRY = "retry"  # a failure: requeue with backoff
+    WAIT = "wait"  # no sandbox yet (the pod is starting): requeue soon, backoff capped low
 
 
 @dataclass
@@ -138,7 +139,7 @@ class Reconciler:
             return Result.RETRY
         if sandbox is None:
             _log.debug("pod %s: no sandbox yet", pod.key)
-            return Result.RETRY
+            return Result.WAIT
         return sandbox
 
     def _converge(
@@ -154,7 +155,7 @@ class Reconciler:
         try:
             with pinned(sandbox) as netns:
                 if netns is None:
-                    return Result.RETRY  # the sandbox went away between finding and opening
+                    return Result.WAIT  # the sandbox went away between finding and opening
                 target = Target(netns, self.policy.backend, lock_timeout=self.policy.lock_timeout)
                 if plan.is_empty:
                     self._clean(pod, memory, sandbox, target)

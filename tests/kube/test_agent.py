@@ -217,3 +217,27 @@ def test_a_failed_apply_is_reported_and_retried_until_it_succeeds(
         if holder >= 0:
             os.close(holder)
         assert agent.stop() == 0
+
+
+def test_a_pod_whose_sandbox_comes_later_gets_its_rules_within_a_second(
+    node: AgentNode, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    pod = node.pod(node.namespace(), WEB, sandbox="none")  # bound, not started yet
+    # The default interval: the periodic verify is no shortcut here.
+    agent = Agent(control_plane.kubeconfig, node.name, tmp_path / "agent.log", interval=30)
+    agent.start()
+    try:
+        agent.wait_ready()
+        time.sleep(8)  # many looks find nothing; an uncapped backoff would be at 6.4 s
+        assert node.condition(pod) is None  # no condition before the rules
+        sandbox = node.start_sandbox(pod.uid)
+        assert sandbox.netns is not None
+        netns = sandbox.netns
+        started = time.monotonic()
+        wait_for("the rules", lambda: verified(netns, WEB), timeout=10)
+        waited = time.monotonic() - started
+        print(f"sandbox started -> rules: {waited:.2f}s (no kubelet status hint)")
+        assert waited < 1.5
+        wait_for("condition True", lambda: has_condition(node, pod, "True", "Applied"))
+    finally:
+        assert agent.stop() == 0
