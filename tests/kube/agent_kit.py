@@ -199,9 +199,10 @@ def _in(pid: int, netns: Netns) -> bool:
         return False
 
 
-def verified(netns: Netns, annotations: dict[str, str]) -> bool:
+def verified(netns: Netns, annotations: dict[str, str], backend: str = "auto") -> bool:
     """The kernel in `netns` holds exactly the plan of these annotations (podnat's verify)."""
-    outcome = Engine(KernelHost()).verify(parse_plan(annotations), Target(netns.path))
+    target = Target(netns.path, backend)
+    outcome = Engine(KernelHost()).verify(parse_plan(annotations), target)
     return outcome.exit_code == ExitCode.OK
 
 
@@ -237,7 +238,6 @@ class Agent:
             "--verify-interval", str(self.interval),
             "--listen", f"127.0.0.1:{self.port}",
             "--node-netns", "/proc/self/ns/net",  # this sandbox may not open /proc/1's
-            "--backend", "nft",
             *self.extra,
         ]  # fmt: skip
         with self.log.open("ab") as log:
@@ -285,6 +285,19 @@ class Agent:
         assert self.process is not None
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])
+
+    def children(self) -> list[int]:
+        """The agent's child processes now (iptables-legacy workers live one operation)."""
+        assert self.process is not None
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == self.process.pid:
+                found.append(int(stat.parent.name))
+        return found
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")

@@ -241,3 +241,37 @@ def test_a_pod_whose_sandbox_comes_later_gets_its_rules_within_a_second(
         wait_for("condition True", lambda: has_condition(node, pod, "True", "Applied"))
     finally:
         assert agent.stop() == 0
+
+
+def test_iptables_legacy_create_change_remove(
+    node: AgentNode, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    pod = node.pod(node.namespace(), WEB)
+    assert pod.sandbox is not None and pod.sandbox.netns is not None
+    netns = pod.sandbox.netns
+    legacy = "iptables-legacy"
+    agent = Agent(
+        control_plane.kubeconfig, node.name, tmp_path / "agent.log", extra=("--backend", legacy)
+    )
+    agent.start()
+    try:
+        wait_for("the rules", lambda: verified(netns, WEB, legacy))
+        saved = netns.run("iptables-legacy-save", "-t", "nat")
+        assert "--dport 8080 -j DNAT --to-destination :80" in saved, saved
+        node.annotate(pod, WEB2)
+        wait_for("the changed rules", lambda: verified(netns, WEB2, legacy))
+        wait_for("condition True", lambda: has_condition(node, pod, "True", "Applied"))
+        # Three verify rounds, each with a worker per family: none outlives its round
+        # (leaked or unreaped ones would add up).
+        most = 0
+        for _ in range(60):
+            most = max(most, len(agent.children()))
+            time.sleep(0.1)
+        print(f"iptables-legacy workers seen at once: at most {most}")
+        assert most <= 2
+        node.annotate(pod, {"podnat.io/redirect": None})
+        wait_for("NoRedirects", lambda: has_condition(node, pod, "True", "NoRedirects"))
+        assert "PODNAT" not in netns.run("iptables-legacy-save", "-t", "nat")
+        assert table(netns) == ""
+    finally:
+        assert agent.stop() == 0
