@@ -11,6 +11,7 @@ import time
 from helper.agent.pods import PodView, UnreadableError, object_key, pod_view
 from helper.agent.reconcile import Reconciler, Result
 from helper.agent.workqueue import WorkQueue
+from helper.errors import PodnatError
 from helper.kube.client import KubeClient
 from helper.kube.reflector import Obj, Reflector
 
@@ -134,7 +135,11 @@ class Controller:
         while (key := self.queue.get()) is not None:
             try:
                 result = self.reconciler.reconcile(key)
-            except Exception:  # one pod's surprise must not stop the others
+            except PodnatError as err:  # the API refused the status or is away: retried
+                _log.warning("pod %s: %s", key, err)
+                self.reconciler.metrics.errors.inc()
+                result = Result.RETRY
+            except Exception:  # a bug: one pod's surprise must not stop the others
                 _log.exception("pod %s: reconcile failed", key)
                 self.reconciler.metrics.errors.inc()
                 result = Result.RETRY

@@ -6,9 +6,11 @@ Real processes against a real kube-apiserver on the real kernel (agent_kit).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -163,9 +165,15 @@ AGENT_RULES = [
 ]
 
 
-def test_the_agent_works_as_its_service_account_with_only_the_charts_rights(
-    node: AgentNode, api: client.ApiClient, control_plane: ControlPlane, tmp_path: Path
-) -> None:
+@contextlib.contextmanager
+def agent_as_account(
+    node: AgentNode,
+    api: client.ApiClient,
+    control_plane: ControlPlane,
+    tmp_path: Path,
+    rules: list[client.V1PolicyRule],
+) -> Iterator[Agent]:
+    """The agent as a pod runs it: its own service account, bound to `rules` only."""
     home = node.namespace(labelled=False)
     node.core.create_namespaced_service_account(
         home, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="podnat-agent"))
@@ -173,7 +181,7 @@ def test_the_agent_works_as_its_service_account_with_only_the_charts_rights(
     rbac = client.RbacAuthorizationV1Api(api)
     name = f"podnat-agent-{node.name}"
     rbac.create_cluster_role(
-        client.V1ClusterRole(metadata=client.V1ObjectMeta(name=name), rules=AGENT_RULES)
+        client.V1ClusterRole(metadata=client.V1ObjectMeta(name=name), rules=rules)
     )
     rbac.create_cluster_role_binding(
         client.V1ClusterRoleBinding(
@@ -187,19 +195,31 @@ def test_the_agent_works_as_its_service_account_with_only_the_charts_rights(
         )
     )
     account = mount_account(api, control_plane, home, "podnat-agent", tmp_path / "sa")
-    env = pod_env(control_plane, home, "podnat-agent-x")
-    pod = node.pod(node.namespace(), WEB)
-    assert pod.sandbox is not None and pod.sandbox.netns is not None
-    netns = pod.sandbox.netns
     agent = Agent(
         None,
         node.name,
         tmp_path / "agent.log",
         extra=("--service-account-dir", str(account)),
-        env=env,
+        env=pod_env(control_plane, home, "podnat-agent-x"),
     )
     agent.start()
     try:
+        yield agent
+    finally:
+        try:
+            assert agent.stop() == 0
+        finally:
+            rbac.delete_cluster_role_binding(name)
+            rbac.delete_cluster_role(name)
+
+
+def test_the_agent_works_as_its_service_account_with_only_the_charts_rights(
+    node: AgentNode, api: client.ApiClient, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    pod = node.pod(node.namespace(), WEB)
+    assert pod.sandbox is not None and pod.sandbox.netns is not None
+    netns = pod.sandbox.netns
+    with agent_as_account(node, api, control_plane, tmp_path, AGENT_RULES) as agent:
         wait_for("the rules", lambda: verified(netns, WEB))
         wait_for("condition True", lambda: has_condition(node, pod, "True", "Applied"))
         wait_for("RedirectsApplied", lambda: "RedirectsApplied" in node.events(pod))
@@ -207,7 +227,19 @@ def test_the_agent_works_as_its_service_account_with_only_the_charts_rights(
         node.annotate(pod, WEB2)  # the watch works too
         wait_for("the change", lambda: verified(netns, WEB2))
         assert "HTTP 403" not in agent.log_text()
-    finally:
-        assert agent.stop() == 0
-        rbac.delete_cluster_role_binding(name)
-        rbac.delete_cluster_role(name)
+
+
+def test_refused_status_and_events_are_logged_counted_and_retried_never_a_traceback(
+    node: AgentNode, api: client.ApiClient, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    pod = node.pod(node.namespace(), WEB)
+    assert pod.sandbox is not None and pod.sandbox.netns is not None
+    netns = pod.sandbox.netns
+    watch_only = [AGENT_RULES[0], AGENT_RULES[3]]  # no pods/status, no events
+    with agent_as_account(node, api, control_plane, tmp_path, watch_only) as agent:
+        wait_for("the rules", lambda: verified(netns, WEB))  # the kernel part still works
+        wait_for("errors counted", lambda: agent.metric("podnat_agent_errors_total") >= 2)
+        log = agent.log_text()
+        assert "HTTP 403" in log and "pods/status" in log
+        assert "Traceback" not in log
+        assert node.condition(pod) is None
