@@ -275,3 +275,22 @@ def test_iptables_legacy_create_change_remove(
         assert table(netns) == ""
     finally:
         assert agent.stop() == 0
+
+
+def test_finished_and_terminating_pods_are_left_as_they_are(node: AgentNode, agent: Agent) -> None:
+    ns = node.namespace()
+    finished, terminating = node.pod(ns, WEB), node.pod(ns, WEB)
+    netnses = [p.sandbox.netns for p in (finished, terminating) if p.sandbox and p.sandbox.netns]
+    for netns in netnses:
+        wait_for("the rules", lambda n=netns: verified(n, WEB))  # type: ignore[misc]
+    before = [table(n) for n in netnses]
+    node.core.patch_namespaced_pod_status(finished.name, ns, {"status": {"phase": "Succeeded"}})
+    node.core.patch_namespaced_pod(
+        terminating.name, ns, {"metadata": {"finalizers": ["podnat.io/test-hold"]}}
+    )
+    node.core.delete_namespaced_pod(terminating.name, ns)
+    for pod in (finished, terminating):
+        node.annotate(pod, WEB2)
+    time.sleep(2 * agent.interval)
+    assert [table(n) for n in netnses] == before  # not changed, not removed
+    node.core.patch_namespaced_pod(terminating.name, ns, {"metadata": {"finalizers": None}})
