@@ -64,8 +64,10 @@ def _simple(path: Path) -> Connection | None:
         if "certificate-authority-data" in cluster:
             ca = base64.b64decode(str(cluster["certificate-authority-data"])).decode()
             tls = ssl.create_default_context(cadata=ca)
-        else:
+        elif "certificate-authority" in cluster:
             tls = ssl.create_default_context(cafile=file("certificate-authority"))
+        else:  # a server with a publicly trusted certificate
+            tls = ssl.create_default_context()
         if "client-certificate" in user:
             tls.load_cert_chain(file("client-certificate"), file("client-key"))
     except (OSError, ssl.SSLError, ValueError) as err:
