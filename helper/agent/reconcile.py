@@ -147,9 +147,9 @@ class Reconciler:
     ) -> Result:
         if memory.inode is not None and memory.inode != sandbox.inode:
             _log.info("pod %s: new sandbox (netns inode %d)", pod.key, sandbox.inode)
-            self.status.condition(
-                pod, Condition("False", "SandboxChanged", "a new sandbox is getting its rules")
-            )
+            changed = Condition("False", "SandboxChanged", "a new sandbox is getting its rules")
+            if self.status.condition(pod, changed):
+                pod = pod._replace(condition=changed)  # so True is written after it, now
             memory.plan = None
         started = time.monotonic()
         try:

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from kubernetes import client
+from kubernetes import client, watch
 
 from helper.engine import Engine
 from helper.errors import ExitCode
@@ -306,3 +307,36 @@ class Agent:
 def has_condition(node: AgentNode, pod: object, status: str, reason: str) -> bool:
     found = node.condition(pod)  # type: ignore[arg-type]
     return found is not None and found[:2] == (status, reason)
+
+
+@contextlib.contextmanager
+def condition_history(
+    core: client.CoreV1Api, pod: PodHandle, on_change: Callable[[tuple[str, str]], object]
+) -> Iterator[list[tuple[str, str, object]]]:
+    """Every (status, reason) our condition takes, as a watch sees them, with what
+    `on_change` said at that moment (e.g. whether the rules were in)."""
+    seen: list[tuple[str, str, object]] = []
+    stop = threading.Event()
+
+    def follow() -> None:
+        while not stop.is_set():
+            for event in watch.Watch().stream(  # type: ignore[no-untyped-call]
+                core.list_namespaced_pod,
+                pod.namespace,
+                field_selector=f"metadata.name={pod.name}",
+                timeout_seconds=1,
+            ):
+                status = event["object"].status
+                for item in (status.conditions if status else None) or ():
+                    if item.type == CONDITION:
+                        now = (item.status, item.reason or "")
+                        if not seen or seen[-1][:2] != now:
+                            seen.append((*now, on_change(now)))
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join(5)

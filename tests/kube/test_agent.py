@@ -14,8 +14,17 @@ from pathlib import Path
 import pytest
 
 from tests.kit.controlplane import ControlPlane
+from tests.kit.lab import Netns
 from tests.kube.agent_fixtures import agent, cgroups, node
-from tests.kube.agent_kit import Agent, AgentNode, has_condition, table, verified, wait_for
+from tests.kube.agent_kit import (
+    Agent,
+    AgentNode,
+    condition_history,
+    has_condition,
+    table,
+    verified,
+    wait_for,
+)
 
 pytestmark = pytest.mark.netns
 __all__ = ["agent", "cgroups", "node"]  # fixtures
@@ -91,13 +100,23 @@ def test_a_new_sandbox_gets_the_rules(node: AgentNode, agent: Agent) -> None:
     assert pod.sandbox is not None and pod.sandbox.netns is not None
     first = pod.sandbox.netns
     wait_for("the rules", lambda: verified(first, WEB))
-    pod.sandbox.stop()  # the kubelet's sandbox died; it makes a new one, same pod cgroup
-    fresh = node.start_sandbox(pod.uid)
-    assert fresh.netns is not None
-    netns = fresh.netns
-    wait_for("the rules in the new netns", lambda: verified(netns, WEB))
-    wait_for("condition True again", lambda: has_condition(node, pod, "True", "Applied"))
+    new: list[Netns] = []
+
+    def rules_in(_: tuple[str, str]) -> bool | None:
+        return verified(new[0], WEB) if new else None
+
+    with condition_history(node.core, pod, rules_in) as history:
+        wait_for("the condition seen", lambda: history)
+        pod.sandbox.stop()  # the kubelet's sandbox died; it makes a new one, same pod cgroup
+        fresh = node.start_sandbox(pod.uid)
+        assert fresh.netns is not None
+        new.append(fresh.netns)
+        wait_for("the rules in the new netns", lambda: verified(fresh.netns, WEB))  # type: ignore[arg-type]
+        wait_for("condition True again", lambda: history[-1:] == [("True", "Applied", True)])
     assert "new sandbox" in agent.log_text()
+    # False while the new sandbox had no rules; True again only once they were in.
+    changed = history.index(("False", "SandboxChanged", False))
+    assert all(rules for status, _, rules in history[changed:] if status == "True"), history
 
 
 def test_pods_podnat_may_not_touch_are_left_alone(node: AgentNode, agent: Agent) -> None:
