@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 import uuid
@@ -165,3 +167,37 @@ def test_a_rotated_service_account_token_is_read_again(
 
     wait_for("the old token refused", refused, timeout=30)
     assert rotating.request("GET", path)["items"] == []
+
+
+def test_a_token_kubeconfig_with_inline_ca_is_read_without_the_kubernetes_package(
+    control_plane: ControlPlane, api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    token = _bound_token(api, namespace, "default", "kubeconfig")
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "c",
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+        "clusters": [
+            {
+                "name": "k",
+                "cluster": {
+                    "server": control_plane.server,
+                    "certificate-authority-data": base64.b64encode(
+                        control_plane.ca.read_bytes()
+                    ).decode(),
+                },
+            }
+        ],
+        "users": [{"name": "u", "user": {"token": token}}],
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps(config))
+    connection, token_file = connect(str(path))
+    assert token_file is None
+    assert connection.headers == {"Authorization": f"Bearer {token}"}
+    # Authenticated as the service account (which may not list namespaces): a 403 naming it.
+    with pytest.raises(ApiError) as caught:
+        KubeClient(connection).request("GET", "/api/v1/namespaces", attempts=1)
+    assert caught.value.status == 403
+    assert f"system:serviceaccount:{namespace}:default" in str(caught.value)
