@@ -56,11 +56,17 @@ def cgroup_hierarchy(directory: Path) -> Iterator[Path]:
     try:
         yield directory
     finally:
+        # A killed process leaves its cgroup a moment after it is reaped (EBUSY until then).
+        deadline = time.monotonic() + 5
         for path in sorted(directory.rglob("*"), key=lambda p: -len(p.parts)):
-            if path.is_dir():
-                with contextlib.suppress(OSError):
+            while path.is_dir():
+                try:
                     path.rmdir()
-        sh("umount", str(directory), check=False)
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        sh("umount", str(directory))
 
 
 @dataclass
