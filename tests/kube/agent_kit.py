@@ -147,13 +147,11 @@ class AgentNode:
         argv = ["sleep", "3600"]
         if netns is not None:
             sh("ip", "netns", "add", netns.name)
-            sh("ip", "-n", netns.name, "link", "set", "lo", "up")
-            # A global address of each family, as a pod has: the rules cover both.
-            sh("ip", "-n", netns.name, "link", "add", "eth0", "type", "veth", "peer", "peer0")
-            sh("ip", "-n", netns.name, "link", "set", "peer0", "up")
-            sh("ip", "-n", netns.name, "addr", "add", "10.88.0.2/24", "dev", "eth0")
-            sh("ip", "-n", netns.name, "addr", "add", "fd88::2/64", "dev", "eth0", "nodad")
-            sh("ip", "-n", netns.name, "link", "set", "eth0", "up")
+            try:
+                _wire(netns)
+            except RuntimeError:
+                sh("ip", "netns", "del", netns.name, check=False)
+                raise
             argv = ["ip", "netns", "exec", netns.name, *argv]  # execs sleep: same pid
         process = subprocess.Popen(argv)
         group = self.cgroups / "kubepods" / "besteffort" / f"pod{uid}" / uuid.uuid4().hex
@@ -197,6 +195,17 @@ class AgentNode:
                 self.core.delete_namespace(ns)
         with contextlib.suppress(client.ApiException):
             self.core.delete_node(self.name)
+
+
+def _wire(netns: Netns) -> None:
+    """lo, and a global address of each family, as a pod has: the rules cover both."""
+    name = netns.name
+    sh("ip", "-n", name, "link", "set", "lo", "up")
+    sh("ip", "-n", name, "link", "add", "eth0", "type", "veth", "peer", "peer0")
+    sh("ip", "-n", name, "link", "set", "peer0", "up")
+    sh("ip", "-n", name, "addr", "add", "10.88.0.2/24", "dev", "eth0")
+    sh("ip", "-n", name, "addr", "add", "fd88::2/64", "dev", "eth0", "nodad")
+    sh("ip", "-n", name, "link", "set", "eth0", "up")
 
 
 def _in(pid: int, netns: Netns) -> bool:
