@@ -10,7 +10,8 @@ import pytest
 from kubernetes import client
 
 from tests.kit.controlplane import ControlPlane
-from tests.kube.agent_kit import Agent, AgentNode, cgroup_hierarchy
+from tests.kube.agent_kit import AgentNode, cgroup_hierarchy
+from tests.kube.agent_process import Agent
 
 
 @pytest.fixture(scope="module")

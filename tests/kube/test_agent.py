@@ -17,7 +17,6 @@ from tests.kit.controlplane import ControlPlane
 from tests.kit.lab import Netns
 from tests.kube.agent_fixtures import agent, cgroups, node
 from tests.kube.agent_kit import (
-    Agent,
     AgentNode,
     condition_history,
     has_condition,
@@ -25,6 +24,7 @@ from tests.kube.agent_kit import (
     verified,
     wait_for,
 )
+from tests.kube.agent_process import Agent
 
 pytestmark = pytest.mark.netns
 __all__ = ["agent", "cgroups", "node"]  # fixtures

@@ -19,7 +19,8 @@ from kubernetes import client
 from tests.kit.controlplane import ControlPlane
 from tests.kube.accounts import mount_account, pod_env
 from tests.kube.agent_fixtures import agent, cgroups, node
-from tests.kube.agent_kit import Agent, AgentNode, has_condition, table, verified, wait_for
+from tests.kube.agent_kit import AgentNode, has_condition, table, verified, wait_for
+from tests.kube.agent_process import Agent
 from tests.netns.podnat import podnat
 
 pytestmark = pytest.mark.netns
