@@ -34,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcome = _engine().cleanup(_target(args))
         elif args.command == "inject":
             outcome = _inject(args, log)
+        elif args.command == "agent":
+            from helper.agent.main import run  # noqa: PLC0415 - only this command runs the agent
+
+            return run(args)
         elif args.command == "webhook":
             from helper.admission.server import Limits, serve  # noqa: PLC0415 - only this command serves
 
@@ -158,7 +162,7 @@ def _seconds(text: str) -> float:
     return value
 
 
-_COMMANDS = ("apply", "plan", "verify", "cleanup", "inject", "webhook")
+_COMMANDS = ("apply", "plan", "verify", "cleanup", "inject", "webhook", "agent")
 
 
 def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
@@ -275,6 +279,19 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
                 metavar="SECONDS",
                 help=f"seconds {what}, then the connection is closed (default {default})",
             )
+    if only in (None, "agent"):
+        from helper.agent.flags import add_arguments  # noqa: PLC0415 - not on the apply path
+
+        agent = sub.add_parser(
+            "agent", parents=[common], help="node agent: keep every managed pod's redirects live"
+        )
+        add_arguments(agent, _seconds)
+        agent.add_argument(
+            "--lock-timeout",
+            type=_seconds,
+            default=DEFAULT_TIMEOUT,
+            help="wait at most this long for another podnat in a namespace (default %(default)gs)",
+        )
     if only in (None, "cleanup"):
         sub.add_parser(
             "cleanup", parents=[common, kernel], help="remove everything podnat owns, nothing else"

@@ -1,1 +1,1 @@
-"""`podnat agent`: one per node, applying pods' redirects in their network namespaces."""
+"""`podnat agent`: one per node, keeping each managed pod's redirects live in its netns."""

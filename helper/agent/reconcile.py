@@ -1,0 +1,214 @@
+"""One pod's reconcile: read the wanted state (annotations) and the kernel's, make them equal.
+
+Level-triggered: called for any hint that the pod may need work (a watch event,
+the periodic verify, a retry); a reconcile that finds the rules right changes
+nothing in the kernel, which is how a restarted agent adopts rules in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+
+from helper.agent.metrics import Metrics
+from helper.agent.pin import pinned
+from helper.agent.pods import Condition, PodView, Store
+from helper.agent.sandboxes import NodeNamespaceError, Sandbox, SandboxFinder
+from helper.agent.status import StatusWriter
+from helper.engine import Engine
+from helper.errors import ExitCode, PodnatError
+from helper.host.base import Target
+from helper.plan.model import RedirectPlan
+from helper.plan.parse import InvalidPlanError, parse_plan
+
+_log = logging.getLogger("podnat.agent")
+
+
+class Result(Enum):
+    DONE = "done"  # converged (or nothing to do): forget the backoff
+    RETRY = "retry"  # a failure: requeue with backoff
+    WAIT = "wait"  # no sandbox yet (the pod is starting): requeue soon, backoff capped low
+
+
+@dataclass
+class Memory:
+    """What the agent did to one pod (its uid); lost on restart, and that is fine."""
+
+    uid: str
+    managed: bool = False
+    inode: int | None = None  # the sandbox netns the rules were last made right in
+    plan: RedirectPlan | None = None  # the plan last made right there
+    said: set[tuple[str, str]] = field(default_factory=set)  # one-time Events (reason, message)
+
+
+@dataclass
+class Policy:
+    node: str
+    backend: str = "auto"
+    lock_timeout: float = 10.0
+    also_manage: tuple[tuple[str, str, str], ...] = ()  # (namespace, label key, value)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        store: Store,
+        finder: SandboxFinder,
+        engine: Engine,
+        status: StatusWriter,
+        metrics: Metrics,
+    ) -> None:
+        self.policy, self.store, self.finder = policy, store, finder
+        self.engine, self.status, self.metrics = engine, status, metrics
+        self.memory: dict[str, Memory] = {}
+
+    def managed_count(self) -> int:
+        return sum(1 for m in list(self.memory.values()) if m.managed)
+
+    def wanted(self, pod: PodView) -> bool:
+        """The pod's namespace opted in (and is not excluded), or --also-manage selects it."""
+        if self.store.opted_in(pod.namespace):
+            return True
+        return any(
+            pod.namespace == ns and pod.labels.get(key) == value
+            for ns, key, value in self.policy.also_manage
+        )
+
+    def reconcile(self, key: str) -> Result:
+        pod = self.store.pod(key)
+        memory = self.memory.get(key)
+        if pod is None or (memory is not None and memory.uid != pod.uid):
+            self.memory.pop(key, None)  # deleted, or a new pod of the same name
+            memory = None
+        if pod is None or pod.node != self.policy.node or pod.deleting or pod.finished:
+            return Result.DONE
+        if memory is None:
+            memory = self.memory[key] = Memory(pod.uid)
+        if not self._ours(pod, memory):
+            return Result.DONE
+        try:
+            plan = parse_plan(pod.annotations)
+        except InvalidPlanError as err:
+            message = "invalid annotations, rules unchanged:\n" + "\n".join(err.lines())
+            self._refuse(pod, memory, "InvalidAnnotations", message, event="RedirectsInvalid")
+            return Result.DONE
+        sandbox = self._sandbox(pod, memory)
+        if not isinstance(sandbox, Sandbox):
+            return sandbox
+        memory.managed = True
+        return self._converge(pod, memory, plan, sandbox)
+
+    def _ours(self, pod: PodView, memory: Memory) -> bool:
+        """Whether podnat may and should touch this pod's namespace at all."""
+        if not self.wanted(pod):
+            if memory.managed:
+                memory.managed = False
+                self._once(
+                    pod,
+                    memory,
+                    "RedirectsUnmanaged",
+                    "the namespace no longer opts in to podnat: its rules stay as they are "
+                    "and are no longer verified or repaired",
+                )
+            return False
+        if not pod.annotations and pod.condition is None and not memory.managed:
+            return False  # never podnat's: not even its namespace is looked at
+        if pod.host_network or pod.windows:
+            what = "hostNetwork pod" if pod.host_network else "Windows pod"
+            reason = "HostNetwork" if pod.host_network else "WindowsPod"
+            self._refuse(pod, memory, reason, f"a {what} shares no namespace podnat may change")
+            return False
+        return True
+
+    def _sandbox(self, pod: PodView, memory: Memory) -> Sandbox | Result:
+        try:
+            sandbox = self.finder.find(pod.uid)
+        except NodeNamespaceError as err:
+            self._refuse(pod, memory, "HostNetwork", f"not touched: {err}")
+            return Result.DONE
+        except ValueError as err:  # a UID that is no UUID: looked up nowhere
+            _log.warning("pod %s: %s", pod.key, err)
+            return Result.DONE
+        except PodnatError as err:  # /proc unreadable: an agent problem, retried
+            _log.warning("pod %s: sandbox discovery: %s", pod.key, err)
+            self.metrics.errors.inc()
+            return Result.RETRY
+        if sandbox is None:
+            _log.debug("pod %s: no sandbox yet", pod.key)
+            return Result.WAIT
+        return sandbox
+
+    def _converge(
+        self, pod: PodView, memory: Memory, plan: RedirectPlan, sandbox: Sandbox
+    ) -> Result:
+        if memory.inode is not None and memory.inode != sandbox.inode:
+            _log.info("pod %s: new sandbox (netns inode %d)", pod.key, sandbox.inode)
+            changed = Condition("False", "SandboxChanged", "a new sandbox is getting its rules")
+            if self.status.condition(pod, changed):
+                pod = pod._replace(condition=changed)  # so True is written after it, now
+            memory.plan = None
+        started = time.monotonic()
+        try:
+            with pinned(sandbox) as netns:
+                if netns is None:
+                    return Result.WAIT  # the sandbox went away between finding and opening
+                target = Target(netns, self.policy.backend, lock_timeout=self.policy.lock_timeout)
+                if plan.is_empty:
+                    self._clean(pod, memory, sandbox, target)
+                else:
+                    self._apply(pod, memory, plan, sandbox, target)
+        except PodnatError as err:
+            self.metrics.errors.inc()
+            message = f"rules not applied: {err}"
+            self.status.condition(pod, Condition("False", "ApplyFailed", message))
+            self._once(pod, memory, "RedirectsFailed", message, warning=True)
+            return Result.RETRY
+        finally:
+            self.metrics.apply_seconds.observe(time.monotonic() - started)
+        memory.inode, memory.plan = sandbox.inode, plan
+        memory.said.clear()  # converged: a failure seen before is news again
+        return Result.DONE
+
+    def _apply(
+        self, pod: PodView, memory: Memory, plan: RedirectPlan, sandbox: Sandbox, target: Target
+    ) -> None:
+        if self.engine.verify(plan, target).exit_code != ExitCode.OK:
+            outcome = self.engine.apply(plan, target)
+            if memory.plan == plan and memory.inode == sandbox.inode:
+                self.metrics.repairs.inc()
+                self.status.event(
+                    pod, "RedirectsRepaired", f"drift repaired: {outcome.summary}", warning=True
+                )
+            else:
+                self.status.event(pod, "RedirectsApplied", outcome.summary)
+        self.status.condition(pod, Condition("True", "Applied", plan.summary()))
+
+    def _clean(self, pod: PodView, memory: Memory, sandbox: Sandbox, target: Target) -> None:
+        if memory.inode != sandbox.inode or memory.plan is None or not memory.plan.is_empty:
+            outcome = self.engine.cleanup(target)
+            if outcome.summary.startswith("removed"):
+                self.status.event(pod, "RedirectsRemoved", outcome.summary)
+        self.status.condition(
+            pod, Condition("True", "NoRedirects", "no podnat.io/redirect annotation: no rules")
+        )
+
+    def _refuse(
+        self, pod: PodView, memory: Memory, reason: str, message: str, event: str = ""
+    ) -> None:
+        """Condition False with `reason`, and one Warning Event per distinct message."""
+        self.status.condition(pod, Condition("False", reason, message))
+        self._once(pod, memory, event or "RedirectsFailed", message, warning=True)
+
+    def _once(
+        self, pod: PodView, memory: Memory, reason: str, message: str, *, warning: bool = False
+    ) -> None:
+        if (reason, message) in memory.said:
+            return
+        if len(memory.said) > 32:  # bounded however often an admin flips annotations
+            memory.said.clear()
+        memory.said.add((reason, message))
+        self.status.event(pod, reason, message, warning=warning)

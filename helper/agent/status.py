@@ -1,0 +1,94 @@
+"""What the agent tells the cluster: the pod condition (PATCH pods/status) and Events."""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.parse
+
+from helper.agent.pods import CONDITION, MAX_CONDITION_MESSAGE, Condition, PodView
+from helper.kube.client import ApiError, KubeClient
+
+COMPONENT = "podnat-agent"
+_log = logging.getLogger("podnat.agent")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _path(namespace: str, rest: str) -> str:
+    return f"/api/v1/namespaces/{urllib.parse.quote(namespace, safe='')}/{rest}"
+
+
+class StatusWriter:
+    def __init__(self, client: KubeClient, node: str) -> None:
+        self._client, self._node = client, node
+
+    def condition(self, pod: PodView, wanted: Condition) -> bool:
+        """Write our condition when status, reason or message differ; True if written.
+        A failure raises ApiError (the reconcile is retried); a gone pod is no failure."""
+        wanted = wanted._replace(message=wanted.message[:MAX_CONDITION_MESSAGE])
+        if pod.condition == wanted:
+            return False
+        body = {
+            "metadata": {"uid": pod.uid},  # a precondition: never a namesake's status
+            "status": {
+                "conditions": [
+                    {
+                        "type": CONDITION,
+                        "status": wanted.status,
+                        "reason": wanted.reason,
+                        "message": wanted.message,
+                        "lastTransitionTime": _now(),
+                    }
+                ]
+            },
+        }
+        try:
+            self._client.request(
+                "PATCH",
+                _path(pod.namespace, f"pods/{urllib.parse.quote(pod.name, safe='')}/status"),
+                body,
+                content_type="application/strategic-merge-patch+json",
+                attempts=3,
+            )
+        except ApiError as err:
+            if err.status in (404, 409):  # deleted, or a new pod of that name
+                _log.info("pod %s: condition not written: %s", pod.key, err)
+                return False
+            raise
+        _log.info("pod %s: condition %s=%s (%s)", pod.key, CONDITION, wanted.status, wanted.reason)
+        return True
+
+    def event(self, pod: PodView, reason: str, message: str, *, warning: bool = False) -> None:
+        """Best effort: a failure to post is logged, never retried past a few attempts."""
+        now = _now()
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{pod.name[:200]}.podnat-", "namespace": pod.namespace},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": pod.name,
+                "namespace": pod.namespace,
+                "uid": pod.uid,
+            },
+            "reason": reason,
+            "message": message[:1000],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": COMPONENT, "host": self._node},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self._node,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self._client.request("POST", _path(pod.namespace, "events"), body, attempts=3)
+        except ApiError as err:
+            _log.warning("pod %s: could not post a %s Event: %s", pod.key, reason, err)
+            return
+        level = logging.WARNING if warning else logging.INFO
+        _log.log(level, "pod %s: %s: %s", pod.key, reason, message.splitlines()[0][:300])
