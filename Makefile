@@ -98,7 +98,7 @@ demo: deps venv
 
 bench: deps venv tools-test
 	@status=0; $(PY) -m tests.bench.apply || status=1; $(PY) -m tests.bench.admission || status=1; \
-	$(PY) -m tests.bench.cluster || status=1; exit $$status
+	$(PY) -m tests.bench.agent || status=1; $(PY) -m tests.bench.cluster || status=1; exit $$status
 
 clean:
 	rm -rf $(VENV_STAMP) *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
