@@ -63,9 +63,18 @@ class Hierarchy:
         (self.directory(path) / "cgroup.procs").write_text(f"{pid}\n")
 
     def cleanup(self) -> None:
+        # A killed process leaves its cgroup a moment after it is reaped (EBUSY until then).
+        deadline = time.monotonic() + 5
         for directory in sorted(self.made, key=lambda p: len(p.parts), reverse=True):
-            with contextlib.suppress(FileNotFoundError):
-                directory.rmdir()
+            while directory.exists():
+                try:
+                    directory.rmdir()
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
         self.made.clear()
 
 
