@@ -184,6 +184,38 @@ def test_a_table_deleted_from_the_node_is_repaired(
     assert "RedirectsRepaired" in reasons, reasons
 
 
+def test_a_new_sandbox_gets_its_rules_before_the_condition_is_true_again(
+    cluster: Cluster, image: str, agent: str, clients: dict[str, str], nodes: list[str]
+) -> None:
+    """The init mode's sandbox-kill test, in agent mode: the kubelet makes a new network
+    namespace for the pod; the agent notices, puts the rules in, and only then says True."""
+    cluster.apply(restricted_pod("reborn", image, {"podnat.io/redirect": "4321:1234"}, nodes[-1]))
+    cluster.wait_ready("pod/reborn", NAMESPACE)
+    pod = cluster.get("pod", "reborn", NAMESPACE)
+    uid, node = pod["metadata"]["uid"], pod["spec"]["nodeName"]
+    old_pid, old_transition = sandbox_pid(cluster, pod), condition(pod)["lastTransitionTime"]
+    (sandbox,) = cluster.node_exec(
+        node, *CTR, "containers", "ls", "-q",
+        f'labels."io.kubernetes.pod.uid"=={uid},labels."io.cri-containerd.kind"==sandbox',
+    ).split()  # fmt: skip
+    cluster.node_exec(node, *CTR, "tasks", "kill", "-s", "SIGKILL", sandbox)
+
+    def ready_again() -> dict[str, Any] | None:
+        now = cluster.get("pod", "reborn", NAMESPACE)
+        statuses = now["status"].get("containerStatuses") or [{}]
+        types = {c["type"]: c["status"] for c in now["status"].get("conditions", [])}
+        restarted = statuses[0].get("restartCount", 0) >= 1
+        return now if restarted and types.get("Ready") == "True" else None
+
+    pod = eventually(ready_again, timeout=180)
+    assert sandbox_pid(cluster, pod) != old_pid
+    assert "dnat to :1234" in table(cluster, pod)
+    # False (SandboxChanged) while the new namespace had no rules, then True again.
+    assert condition(pod)["status"] == "True"
+    assert condition(pod)["lastTransitionTime"] != old_transition, condition(pod)
+    assert reach(cluster, "client-a", pod["status"]["podIP"], 4321) == "reborn:1234"
+
+
 def agent_pods(cluster: Cluster) -> list[dict[str, Any]]:
     return cluster.pods("app.kubernetes.io/component=agent", SYSTEM)
 
