@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helper.agent import flags
-from helper.agent.pods import CONDITION, Condition, UnreadableError, pod_view
+from helper.agent.pods import CONDITION, Condition, Store, UnreadableError, pod_view
 
 UID = "0b6e2a1c-3f4d-4e5f-8a9b-0c1d2e3f4a5b"
 
@@ -47,6 +47,26 @@ def test_the_view_keeps_only_what_the_agent_needs() -> None:
         False,
         False,
     )
+
+
+def test_a_new_sandbox_is_news_though_nothing_else_the_agent_reads_changed() -> None:
+    """The kubelet's signs of a new sandbox (PodReadyToStartContainers flips, containers
+    restart) wake the agent at once; other status updates (a probe's Ready) do not."""
+    store = Store()
+    first = pod()
+    assert store.put(pod_view(first))
+    ready_only = pod()
+    ready_only["status"]["conditions"][0]["status"] = "False"
+    assert not store.put(pod_view(ready_only))
+    reborn = pod()
+    reborn["status"]["conditions"].append(
+        {"type": "PodReadyToStartContainers", "status": "False", "lastTransitionTime": "t1"}
+    )
+    assert store.put(pod_view(reborn))
+    restarted = pod()
+    restarted["status"]["conditions"] = reborn["status"]["conditions"]
+    restarted["status"]["containerStatuses"] = [{"name": "app", "restartCount": 1}]
+    assert store.put(pod_view(restarted))
 
 
 def test_host_network_windows_and_terminal_pods_are_recognised() -> None:

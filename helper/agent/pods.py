@@ -33,6 +33,10 @@ class PodView(NamedTuple):
     phase: str
     deleting: bool
     condition: Condition | None  # ours, as the API holds it
+    # What changes when the kubelet makes a new sandbox (its PodReadyToStartContainers
+    # condition flips; containers restart): a reconcile then finds the new network namespace
+    # at once, not at the next periodic verify, which may come after the pod is Ready.
+    sandbox_hint: tuple[str, int] = ("", 0)
 
     @property
     def key(self) -> str:
@@ -87,7 +91,20 @@ def pod_view(obj: dict[str, Any], label_keys: frozenset[str] = frozenset()) -> P
         phase=_field(status, "phase", str, ""),
         deleting=bool(_field(meta, "deletionTimestamp", str, "")),
         condition=_our_condition(_field(status, "conditions", list, [])),
+        sandbox_hint=_sandbox_hint(status),
     )
+
+
+def _sandbox_hint(status: dict[str, Any]) -> tuple[str, int]:
+    ready = ""
+    for item in _field(status, "conditions", list, []):
+        if isinstance(item, dict) and item.get("type") == "PodReadyToStartContainers":
+            ready = f"{item.get('status')}@{item.get('lastTransitionTime')}"[:100]
+    restarts = 0
+    for item in _field(status, "containerStatuses", list, []):
+        count = item.get("restartCount") if isinstance(item, dict) else None
+        restarts += count if isinstance(count, int) and not isinstance(count, bool) else 0
+    return ready, restarts
 
 
 def _our_condition(conditions: list[Any]) -> Condition | None:

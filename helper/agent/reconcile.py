@@ -38,7 +38,9 @@ class Memory:
 
     uid: str
     managed: bool = False
-    inode: int | None = None  # the sandbox netns the rules were last made right in
+    # The sandbox the rules were last made right in: its process and namespace. A namespace
+    # inode alone is not enough: the kernel reuses a freed one for the next namespace.
+    sandbox: tuple[int, int, int] | None = None
     plan: RedirectPlan | None = None  # the plan last made right there
     said: set[tuple[str, str]] = field(default_factory=set)  # one-time Events (reason, message)
 
@@ -145,8 +147,10 @@ class Reconciler:
     def _converge(
         self, pod: PodView, memory: Memory, plan: RedirectPlan, sandbox: Sandbox
     ) -> Result:
-        if memory.inode is not None and memory.inode != sandbox.inode:
-            _log.info("pod %s: new sandbox (netns inode %d)", pod.key, sandbox.inode)
+        if memory.sandbox is not None and memory.sandbox != _identity(sandbox):
+            _log.info(
+                "pod %s: new sandbox (pid %d, netns inode %d)", pod.key, sandbox.pid, sandbox.inode
+            )
             changed = Condition("False", "SandboxChanged", "a new sandbox is getting its rules")
             if self.status.condition(pod, changed):
                 pod = pod._replace(condition=changed)  # so True is written after it, now
@@ -169,7 +173,7 @@ class Reconciler:
             return Result.RETRY
         finally:
             self.metrics.apply_seconds.observe(time.monotonic() - started)
-        memory.inode, memory.plan = sandbox.inode, plan
+        memory.sandbox, memory.plan = _identity(sandbox), plan
         memory.said.clear()  # converged: a failure seen before is news again
         return Result.DONE
 
@@ -178,7 +182,7 @@ class Reconciler:
     ) -> None:
         if self.engine.verify(plan, target).exit_code != ExitCode.OK:
             outcome = self.engine.apply(plan, target)
-            if memory.plan == plan and memory.inode == sandbox.inode:
+            if memory.plan == plan and memory.sandbox == _identity(sandbox):
                 self.metrics.repairs.inc()
                 self.status.event(
                     pod, "RedirectsRepaired", f"drift repaired: {outcome.summary}", warning=True
@@ -188,7 +192,7 @@ class Reconciler:
         self.status.condition(pod, Condition("True", "Applied", plan.summary()))
 
     def _clean(self, pod: PodView, memory: Memory, sandbox: Sandbox, target: Target) -> None:
-        if memory.inode != sandbox.inode or memory.plan is None or not memory.plan.is_empty:
+        if memory.sandbox != _identity(sandbox) or memory.plan is None or not memory.plan.is_empty:
             outcome = self.engine.cleanup(target)
             if outcome.summary.startswith("removed"):
                 self.status.event(pod, "RedirectsRemoved", outcome.summary)
@@ -212,3 +216,7 @@ class Reconciler:
             memory.said.clear()
         memory.said.add((reason, message))
         self.status.event(pod, reason, message, warning=warning)
+
+
+def _identity(sandbox: Sandbox) -> tuple[int, int, int]:
+    return sandbox.pid, sandbox.start_ticks, sandbox.inode

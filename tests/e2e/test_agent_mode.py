@@ -70,14 +70,15 @@ def reach(cluster: Cluster, client: str, host: str, port: int) -> str:
 
 
 def sandbox_pid(cluster: Cluster, pod: dict[str, Any]) -> str:
-    """The pid, on its node, of the pod's sandbox (pause) process."""
+    """The pid, on its node, of the pod's running sandbox (pause) process (a killed one may
+    still be listed)."""
     uid, node = pod["metadata"]["uid"], pod["spec"]["nodeName"]
-    (sandbox,) = cluster.node_exec(
+    sandboxes = cluster.node_exec(
         node, *CTR, "containers", "ls", "-q",
         f'labels."io.kubernetes.pod.uid"=={uid},labels."io.cri-containerd.kind"==sandbox',
     ).split()  # fmt: skip
-    tasks = cluster.node_exec(node, *CTR, "tasks", "ls").splitlines()
-    (pid,) = [line.split()[1] for line in tasks if line.split()[:1] == [sandbox]]
+    tasks = [line.split() for line in cluster.node_exec(node, *CTR, "tasks", "ls").splitlines()]
+    (pid,) = [t[1] for t in tasks if len(t) == 3 and t[0] in sandboxes and t[2] == "RUNNING"]
     return pid
 
 

@@ -42,4 +42,4 @@ def agent_release(cluster: Cluster, image: str) -> Iterator[str]:
     finally:
         cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=true", check=False, timeout=180)
         cluster.helm("uninstall", RELEASE, "--namespace", SYSTEM, "--wait", check=False)
-        cluster.kubectl("delete", "namespace", SYSTEM, "--wait=false", check=False)
+        cluster.kubectl("delete", "namespace", SYSTEM, "--wait=true", check=False, timeout=180)
