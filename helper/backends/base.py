@@ -6,6 +6,7 @@ plans; rendering and expected listings are render's business.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -45,8 +46,10 @@ class Backend(Protocol):
         """Who keeps nat rules in this backend, in this netns (one look, no writes)."""
         ...
 
-    def probe(self) -> Probe:
-        """Write into the nat table (leaving nothing behind) to prove the backend works."""
+    def probe(self, families: Collection[Family] | None = None) -> Probe:
+        """Write into the nat table (leaving nothing behind) to prove the backend works:
+        for `families` at least (None: every family). A family left unproven is not in
+        `nat_families`: the operation at hand cannot use it anyway."""
         ...
 
     def apply(self, ruleset: Ruleset) -> str:
