@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from helper import engine, report
 from helper.errors import ExitCode, PodnatError, exit_codes_help
@@ -158,11 +159,37 @@ def _seconds(text: str) -> float:
     return value
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse sizes a formatter from the terminal through shutil, which imports lzma,
+    bz2 and zlib (~4 ms of every init container's start), even just to check each
+    argument as it is added. The same width, as shutil.get_terminal_size finds it."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", "0"))
+        except ValueError:
+            columns = 0
+        if columns <= 0:
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                columns = 0
+        super().__init__(prog, width=(columns or 80) - 2)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser of podnat's, subcommands included (add_subparsers takes its type)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(**kwargs)
+
+
 _COMMANDS = ("apply", "plan", "verify", "cleanup", "inject", "webhook")
 
 
 def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--log-format", choices=("text", "json"), default="text")
     common.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="info"
@@ -173,9 +200,9 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         default=None,
         help="also write the final message here (default: /dev/termination-log if writable)",
     )
-    source = argparse.ArgumentParser(add_help=False)
+    source = _Parser(add_help=False)
     add_source_arguments(source)
-    kernel = argparse.ArgumentParser(add_help=False)
+    kernel = _Parser(add_help=False)
     kernel.add_argument("--backend", choices=engine.BACKEND_CHOICES, default="auto")
     kernel.add_argument(
         "--netns",
@@ -196,7 +223,7 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         help="wait at most this long for another podnat in the namespace (default %(default)gs)",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="podnat",
         parents=[common],
         description="Install a pod's port redirects (podnat.io/* annotations) as NAT rules.",
@@ -231,7 +258,7 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         from helper.admission.inject import InjectConfig  # noqa: PLC0415 - not on the apply path
         from helper.admission.podnat_init import MODES  # noqa: PLC0415
 
-        injected = argparse.ArgumentParser(add_help=False)
+        injected = _Parser(add_help=False)
         injected.add_argument("--image", default=InjectConfig.image, help="the podnat image")
         injected.add_argument("--pull-policy", default=InjectConfig.pull_policy)
         injected.add_argument(

@@ -82,7 +82,11 @@ def fresh_namespace(*, dual_stack: bool) -> Iterator[Path]:
 
 
 def run_inside(netns: Path, argv: list[str]) -> tuple[float, float]:
-    """Wall ms and peak RSS MB of argv, started (setns before exec) in `netns`."""
+    """Wall ms and peak RSS MB of argv, started (setns before exec) in `netns`.
+
+    The xtables lock is a file of the bench's own, as a pod's /run is its own: the
+    host's /run/xtables.lock is shared with every other iptables user on the machine.
+    """
     fd = os.open(netns, os.O_RDONLY)
 
     def enter() -> None:  # in the forked child, before exec
@@ -90,12 +94,14 @@ def run_inside(netns: Path, argv: list[str]) -> tuple[float, float]:
             os._exit(127)
 
     try:
-        with tempfile.TemporaryFile() as err:
+        with tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as own_run:
+            env = {**os.environ, "XTABLES_LOCKFILE": str(Path(own_run) / "xtables.lock")}
             started = time.perf_counter()
             proc = subprocess.Popen(
                 argv,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
+                env=env,
                 preexec_fn=enter,  # noqa: PLW1509 - the bench is single-threaded
             )
             _, status, usage = os.wait4(proc.pid, 0)
