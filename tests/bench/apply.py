@@ -164,7 +164,7 @@ def main() -> int:
         print(json.dumps(validation_cost(args.repeat)))
         return 0
     if args.validation:
-        targets = Targets()
+        targets = Targets(part="apply")
         report_validation(targets, measure_validation(args.repeat))
         return targets.verdict("validation")
     if os.geteuid() != 0:
