@@ -33,13 +33,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.bench.startup import api_path, cold_start
 from tests.bench.targets import Targets
 from tests.bench.validation import measure_validation, report_validation, validation_cost
 from tests.kit.lab import Lab
 from tests.kit.paths import REPO
+
+if TYPE_CHECKING:
+    from helper.plan.model import ResolvedPlan
 
 SIZES = (1, 10, 100, 1000)
 RATIO_TARGET = 1.5  # nft's transaction at 1,000 rules
@@ -75,63 +78,69 @@ def timed_pair(
 
 def inside(repeat: int, sizes: tuple[int, ...], backends: tuple[str, ...]) -> None:
     """Runs inside the bench namespace: podnat's transaction vs the raw tools."""
-    from helper.backends.nft.backend import NftBackend  # noqa: PLC0415
-    from helper.backends.xtables.backend import IptablesLegacyBackend  # noqa: PLC0415
     from helper.plan.model import Family  # noqa: PLC0415
     from helper.plan.parse import parse_plan  # noqa: PLC0415
     from helper.plan.resolve import resolve  # noqa: PLC0415
-    from helper.render import rulesets  # noqa: PLC0415
 
     both = (Family.IPV4, Family.IPV6)
     results = []
     for n in sizes:
         plan = parse_plan({"podnat.io/redirect": annotation(n)})
         resolved = resolve(plan, global_families=both, nat_families=both, backend="x").resolved
-        reps = repeat
-        with tempfile.TemporaryDirectory() as tmp:
-            if "nft" not in backends:
-                continue
-            nft = NftBackend()
-            script = Path(tmp) / "ruleset.nft"
-            nft_ruleset = rulesets.render("nft", resolved)
-            script.write_text(nft_ruleset.text)
-            ours, raw = timed_pair(
-                lambda: nft.apply(rulesets.render("nft", resolved)),  # noqa: B023
-                lambda: sh("nft", "-f", str(script)),  # noqa: B023
-                reps,
-            )
-            nft.cleanup()
-            nft.close()
-            results.append({"backend": "nft", "rules": n, "podnat_ms": ours, "raw_ms": raw})
-        with tempfile.TemporaryDirectory() as tmp:
-            if "iptables-legacy" not in backends:
-                continue
-            # As the CLI runs it: the first family in-process, the other in a worker.
-            legacy = IptablesLegacyBackend(first_family_in_process=True)
-            xt = rulesets.render("iptables-legacy", resolved)
-            legacy.apply(xt)  # warm: workers started, extensions loaded
-            restores = []
-            for ruleset in xt.rulesets if isinstance(xt, rulesets.XtRulesets) else ():
-                path = Path(tmp) / f"{ruleset.family}.rules"
-                path.write_text(_restore_text(ruleset))
-                tool = "iptables" if ruleset.family is Family.IPV4 else "ip6tables"
-                restores.append((f"{tool}-legacy-restore", str(path)))
-
-            def raw_restore() -> None:
-                for tool, path in restores:  # noqa: B023
-                    sh(tool, "--noflush", path)
-
-            ours, raw = timed_pair(
-                lambda: legacy.apply(rulesets.render("iptables-legacy", resolved)),  # noqa: B023
-                raw_restore,
-                reps,
-            )
-            legacy.cleanup()
-            legacy.close()
-            results.append(
-                {"backend": "iptables-legacy", "rules": n, "podnat_ms": ours, "raw_ms": raw}
-            )
+        for backend, pair in (("nft", _nft_pair), ("iptables-legacy", _legacy_pair)):
+            if backend in backends:
+                ours, raw = pair(resolved, repeat)
+                results.append({"backend": backend, "rules": n, "podnat_ms": ours, "raw_ms": raw})
     print(json.dumps(results))
+
+
+def _nft_pair(resolved: ResolvedPlan, repeat: int) -> tuple[float, float]:
+    from helper.backends.nft.backend import NftBackend  # noqa: PLC0415
+    from helper.render import rulesets  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        nft = NftBackend()
+        script = Path(tmp) / "ruleset.nft"
+        script.write_text(rulesets.render("nft", resolved).text)
+        pair = timed_pair(
+            lambda: nft.apply(rulesets.render("nft", resolved)),
+            lambda: sh("nft", "-f", str(script)),
+            repeat,
+        )
+        nft.cleanup()
+        nft.close()
+    return pair
+
+
+def _legacy_pair(resolved: ResolvedPlan, repeat: int) -> tuple[float, float]:
+    from helper.backends.xtables.backend import IptablesLegacyBackend  # noqa: PLC0415
+    from helper.plan.model import Family  # noqa: PLC0415
+    from helper.render import rulesets  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # As the CLI runs it: the first family in-process, the other in a worker.
+        legacy = IptablesLegacyBackend(first_family_in_process=True)
+        xt = rulesets.render("iptables-legacy", resolved)
+        legacy.apply(xt)  # warm: workers started, extensions loaded
+        restores = []
+        for ruleset in xt.rulesets if isinstance(xt, rulesets.XtRulesets) else ():
+            path = Path(tmp) / f"{ruleset.family}.rules"
+            path.write_text(_restore_text(ruleset))
+            tool = "iptables" if ruleset.family is Family.IPV4 else "ip6tables"
+            restores.append((f"{tool}-legacy-restore", str(path)))
+
+        def raw_restore() -> None:
+            for tool, path in restores:
+                sh(tool, "--noflush", path)
+
+        pair = timed_pair(
+            lambda: legacy.apply(rulesets.render("iptables-legacy", resolved)),
+            raw_restore,
+            repeat,
+        )
+        legacy.cleanup()
+        legacy.close()
+    return pair
 
 
 def _restore_text(ruleset: object) -> str:
