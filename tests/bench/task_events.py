@@ -24,7 +24,8 @@ from typing import NamedTuple
 
 _LINE = re.compile(
     r"^(?P<date>\d{4}-\d\d-\d\d) (?P<clock>\d\d:\d\d:\d\d)(?:\.(?P<frac>\d{1,9}))? "
-    r"(?P<sign>[+-])(?P<hh>\d\d)(?P<mm>\d\d) \S+ (?P<ns>\S+) (?P<topic>/tasks/(?:start|exit)) "
+    r"(?P<sign>[+-])(?P<hh>\d\d)(?P<mm>\d\d) \S+(?: m=[+-]\S+)? (?P<ns>\S+) "
+    r"(?P<topic>/tasks/(?:start|exit)) "
     r"(?P<body>\{.*\})$"
 )
 
