@@ -6,9 +6,10 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from helper import engine, report
 from helper.errors import ExitCode, PodnatError, exit_codes_help
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv is None:  # the `podnat` command itself (argv given: a caller in this process)
+        _exit_now(main(sys.argv[1:]))
+    argv = list(argv)
     args = _parser(argv).parse_args(argv)
     log = report.setup_logging(args.log_format, args.log_level)
     termination_log = report.termination_log_path(args.termination_log)
@@ -315,6 +318,25 @@ def _whole_seconds(text: str) -> int:
     if value < 1 or not value.is_integer():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds, 1-3600")
     return int(value)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit without the interpreter's teardown.
+
+    Freeing every module and object at exit is ~10 ms of CPU, a tenth of an init
+    container's start (measured on the dev VM); the kernel frees it all anyway.
+    What teardown would still do here is flush stdout and stderr; with another
+    thread still running (or a flush failing) the interpreter exits as usual.
+    """
+    if threading.active_count() == 1:
+        try:
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:  # None: started with that descriptor closed
+                    stream.flush()
+        except (OSError, ValueError):
+            sys.exit(code)  # the interpreter reports it, as it always did
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
