@@ -78,6 +78,10 @@ class Targets:
         shown = "" if target is None else f"<= {_fmt(target, unit)}"
         self._add(Row(self.part, figure, _fmt(value, unit), "", None, shown, met))
 
+    def unmeasured(self, figure: str, why: str) -> None:
+        """A figure with a target that could not be measured: a miss, and why."""
+        self._add(Row(self.part, figure, "n/a", "", None, why, False))
+
     def _add(self, row: Row) -> None:
         self.rows.append(row)
         if row.met is False:
