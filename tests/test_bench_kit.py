@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.bench.targets import ROWS_ENV, Targets
 from tests.bench.task_events import parse_line
+from tests.kit.paths import REPO
 
 START = '2026-11-29 22:40:01.123456789 +0000 UTC k8s.io /tasks/start {"container_id":"abc","pid":7}'
 EXIT = (
@@ -65,3 +68,15 @@ def test_rows_go_to_the_table_file_and_a_miss_fails(
     ]
     assert targets.verdict("peers") == 1
     assert targets.missed == ["slow: 30.0 ms"]
+
+
+def test_the_table_refuses_an_unknown_part() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.bench.table", "apply", "nosuch"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "unknown part(s) nosuch; parts: apply, peers, admission, cluster" in done.stderr
