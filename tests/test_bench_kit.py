@@ -79,4 +79,4 @@ def test_the_table_refuses_an_unknown_part() -> None:
         check=False,
     )
     assert done.returncode == 2
-    assert "unknown part(s) nosuch; parts: apply, peers, admission, cluster" in done.stderr
+    assert "unknown part(s) nosuch; parts: apply, peers, admission, agent, cluster" in done.stderr

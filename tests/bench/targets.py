@@ -51,8 +51,8 @@ class Targets:
     rows: list[Row] = field(default_factory=list)
 
     def check(self, met: bool, what: str) -> None:
-        if not met:
-            self.missed.append(what)
+        """A target checked by the part itself; `what` says the figure and its value."""
+        self._add(Row(self.part, what, "", "", None, "", met))
 
     def ratio(
         self,
@@ -85,7 +85,7 @@ class Targets:
     def _add(self, row: Row) -> None:
         self.rows.append(row)
         if row.met is False:
-            self.missed.append(f"{row.figure}: {row.value}")
+            self.missed.append(f"{row.figure}: {row.value}" if row.value else row.figure)
         path = os.environ.get(ROWS_ENV)
         if path:
             with open(path, "a", encoding="utf-8") as out:  # noqa: PTH123 - one append
