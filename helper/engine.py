@@ -16,8 +16,8 @@ from helper.backends.base import Backend, BackendError
 from helper.backends.neighbours import Findings, Neighbours, judge
 from helper.backends.select import Selection, select
 from helper.errors import ExitCode
-from helper.host.base import Host, Session, Target
-from helper.plan.model import RedirectPlan, ResolvedPlan
+from helper.host.base import Host, Target
+from helper.plan.model import Family, RedirectPlan, ResolvedPlan
 from helper.plan.parse import parse_plan
 from helper.plan.resolve import ALL_FAMILIES, resolve
 from helper.render import rulesets
@@ -70,10 +70,11 @@ class Engine:
 
     def _apply(self, plan: RedirectPlan, target: Target, dry_run: bool) -> Outcome:
         with self._host.session(target, shared=False) as session:
-            selection = select(session.backends, target.backend)
+            present = session.global_families()
+            selection = select(session.backends, target.backend, _usable_families(plan, present))
             backend = selection.backend
             _log.info("backend %s: %s", backend.name, selection.reason)
-            resolved = _resolve_here(plan, selection, session)
+            resolved = _resolve_here(plan, selection, present)
             ruleset = rulesets.render(backend.name, resolved)
             if dry_run:
                 return Outcome(
@@ -96,7 +97,7 @@ class Engine:
         with self._host.session(target, shared=True) as session:
             selection = select(session.backends, target.backend)
             backend = selection.backend
-            resolved = _resolve_here(plan, selection, session)
+            resolved = _resolve_here(plan, selection, session.global_families())
             expected = "" if plan.is_empty else rulesets.render(backend.name, resolved).listing
             live = backend.listing()
         if live == expected:
@@ -145,10 +146,20 @@ def _neighbours(name: str, resolved: ResolvedPlan, backends: Sequence[Backend]) 
     return findings
 
 
-def _resolve_here(plan: RedirectPlan, selection: Selection, session: Session) -> ResolvedPlan:
+def _usable_families(plan: RedirectPlan, present: frozenset[Family]) -> tuple[Family, ...]:
+    """The families `plan` can get rules for here, as `resolve` will decide: those named,
+    else those with a global address; if none, every family (the probe still proves
+    the backend works, and stale rules go). Backends need not probe the others."""
+    explicit = plan.families.explicit_families()
+    return explicit or tuple(f for f in ALL_FAMILIES if f in present) or ALL_FAMILIES
+
+
+def _resolve_here(
+    plan: RedirectPlan, selection: Selection, present: frozenset[Family]
+) -> ResolvedPlan:
     resolution = resolve(
         plan,
-        global_families=session.global_families(),
+        global_families=present,
         nat_families=selection.probe.nat_families,
         backend=selection.backend.name,
     )

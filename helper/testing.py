@@ -11,7 +11,7 @@ fakes prove the engine's decisions, never what the kernel does.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -54,6 +54,7 @@ class FakeBackend:
         self.found = (
             neighbours or Neighbours()
         )  # other tools' redirects, as neighbours() reports them
+        self.probed_families: list[Collection[Family] | None] = []  # each probe's argument
 
     def nat_rules(self) -> NatRules:
         return NatRules(own=bool(self.held), foreign=self.foreign)
@@ -61,8 +62,9 @@ class FakeBackend:
     def neighbours(self) -> Neighbours:
         return self.found
 
-    def probe(self) -> Probe:
+    def probe(self, families: Collection[Family] | None = None) -> Probe:
         self.probes += 1
+        self.probed_families.append(families)
         if not self.usable:
             return Probe(False, "the fake backend was told it is unusable")
         return Probe(True, "a fake probe write succeeded", self.families)

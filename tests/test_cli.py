@@ -49,3 +49,20 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
 def test_help_documents_the_exit_codes() -> None:
     done = cli("--help")
     assert "2 invalid annotations" in done.stdout
+
+
+def test_the_whole_output_arrives_though_the_command_skips_interpreter_teardown(
+    tmp_path: Path,
+) -> None:
+    # `podnat` exits with os._exit after flushing: more than a pipe's buffer must still arrive.
+    redirects = ", ".join(f"{10000 + i}:{30000 + i}" for i in range(2000))
+    path = downward_file({R: redirects}, tmp_path)
+    done = cli("plan", "--format", "iptables", "--annotations-file", str(path))
+    assert done.returncode == 0
+    lines = done.stdout.splitlines()
+    assert len(done.stdout) > 65536
+    assert (
+        lines[-1]
+        == "-A PODNAT-PREROUTING -p tcp -m tcp --dport 11999 -j DNAT --to-destination :31999"
+    )
+    assert done.stderr.rstrip().endswith("11999:31999/tcp")

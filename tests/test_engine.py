@@ -24,7 +24,7 @@ from helper.render import nft, rulesets
 from helper.render.rulesets import NftRuleset, XtRulesets
 from helper.system.netns import NetnsError
 from helper.testing import BOTH, STALE, FakeBackend, FakeHost
-from tests.cases import R
+from tests.cases import F, R
 
 PLAN = parse_plan({R: "4321:1234, 5353:53/udp"})
 POD_A, POD_B = Path("/run/netns/pod-a"), Path("/run/netns/pod-b")
@@ -287,3 +287,34 @@ def test_several_namespaces_from_several_threads_each_get_their_own_plan() -> No
     assert {ruleset.listing for ruleset in pods[POD_A][0].applied} == {pods[POD_A][0].held}
     assert host.entered.count(POD_A) == host.entered.count(POD_B) == 40
     assert host.open_sessions == 0
+
+
+# probing only what the plan can use: an unused iptables-legacy family costs a worker
+
+
+@pytest.mark.parametrize(
+    ("annotations", "present", "probed"),
+    [
+        ({R: "4321:1234"}, frozenset({Family.IPV4}), (Family.IPV4,)),
+        ({R: "4321:1234"}, frozenset({Family.IPV6}), (Family.IPV6,)),
+        ({R: "4321:1234"}, BOTH, (Family.IPV4, Family.IPV6)),
+        # named families are probed whatever the addresses say: a missing one must fail
+        ({R: "4321:1234", F: "ipv6"}, frozenset({Family.IPV4}), (Family.IPV6,)),
+        # no address at all: every family, so the backend is still proven usable
+        ({R: "4321:1234"}, frozenset(), (Family.IPV4, Family.IPV6)),
+    ],
+)
+def test_apply_probes_only_the_families_the_plan_can_use(
+    annotations: dict[str, str], present: frozenset[Family], probed: tuple[Family, ...]
+) -> None:
+    fake_nft, legacy = backends()
+    engine = Engine(FakeHost({None: (fake_nft, legacy)}, global_families=present))
+    engine.apply(parse_plan(annotations), Target(backend="iptables-legacy"))
+    assert legacy.probed_families == [probed]
+
+
+def test_verify_still_probes_every_family() -> None:
+    fake_nft, legacy = backends(own=True)
+    engine = Engine(FakeHost({None: (fake_nft, legacy)}, global_families=frozenset()))
+    engine.verify(PLAN, Target(backend="iptables-legacy"))
+    assert legacy.probed_families == [None]

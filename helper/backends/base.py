@@ -6,6 +6,7 @@ plans; rendering and expected listings are render's business.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -50,8 +51,10 @@ class Backend(Protocol):
         """Other tools' nat redirects on prerouting/output here, bounded (no writes)."""
         ...
 
-    def probe(self) -> Probe:
-        """Write into the nat table (leaving nothing behind) to prove the backend works."""
+    def probe(self, families: Collection[Family] | None = None) -> Probe:
+        """Write into the nat table (leaving nothing behind) to prove the backend works:
+        for `families` at least (None: every family). A family left unproven is not in
+        `nat_families`: the operation at hand cannot use it anyway."""
         ...
 
     def apply(self, ruleset: Ruleset) -> str:

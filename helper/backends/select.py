@@ -11,10 +11,11 @@ Rule (`--backend auto`):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from helper.backends.base import Backend, BackendError, Probe
+from helper.plan.model import Family
 
 NOT_PROBED = "not probed: nft works and this backend holds no nat rules here"  # cannot win
 
@@ -64,12 +65,15 @@ class Selection:
     others: tuple[Backend, ...]
 
 
-def select(backends: Sequence[Backend], requested: str) -> Selection:
-    """Probe and pick. `backends` in preference order: nft first."""
+def select(
+    backends: Sequence[Backend], requested: str, families: Collection[Family] | None = None
+) -> Selection:
+    """Probe and pick. `backends` in preference order: nft first. `families`: the ones
+    the operation can use (None: every family); probes need prove no other."""
     by_name = {b.name: b for b in backends}
     if requested != "auto":
         backend = by_name[requested]
-        probe = backend.probe()
+        probe = backend.probe(families)
         if not probe.usable:
             raise BackendError(f"{backend.name}: {probe.reason}")
         others = tuple(b for b in backends if b is not backend)
@@ -87,7 +91,7 @@ def select(backends: Sequence[Backend], requested: str) -> Selection:
         if preferred_works and not (holds_own or holds_foreign):
             probe = Probe(False, NOT_PROBED)
         else:
-            probe = backend.probe()
+            probe = backend.probe(families)
         observations.append(Observation(backend.name, probe, holds_own, holds_foreign))
     choice = choose(observations)
     chosen = next(o for o in observations if o.name == choice.name)

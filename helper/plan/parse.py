@@ -14,7 +14,6 @@ Bounded (helper.plan.limits): each value at most 64 KiB, 2,000 redirect items,
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from typing import TypeVar
@@ -53,6 +52,8 @@ def parse_plan(annotations: dict[str, str]) -> RedirectPlan:
             # Compare what follows the shared prefix, or every key looks alike.
             names = [k.removeprefix(keys.PREFIX) for k in keys.KNOWN_KEYS]
             name = key.removeprefix(keys.PREFIX)[:MAX_ITEM_CHARS]
+            import difflib  # noqa: PLC0415 - only for a misspelt name, off the apply path
+
             hint = difflib.get_close_matches(name, names, n=1)
             reason = "unknown podnat annotation"
             if hint:

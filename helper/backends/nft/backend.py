@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from helper.backends.base import BackendError, NatRules, Probe
@@ -49,7 +50,8 @@ class NftBackend:
                 raise BackendError(f"nft: {err.message}") from err
         return self._context
 
-    def probe(self) -> Probe:
+    def probe(self, families: Collection[Family] | None = None) -> Probe:
+        # One inet table serves every family: one write proves them all.
         try:
             self._nft.run(_PROBE)
         except (NftError, BackendError) as err:
