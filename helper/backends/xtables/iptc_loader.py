@@ -59,6 +59,10 @@ def load_iptc() -> ModuleType:
     blocker = _NoDistutils()
     sys.meta_path.insert(0, blocker)
     try:
-        return importlib.import_module("iptc")
+        iptc = importlib.import_module("iptc")
     finally:
         sys.meta_path.remove(blocker)
+    from helper.backends.xtables.iptc_compat import adapt  # noqa: PLC0415 - after iptc
+
+    adapt(sys.modules["iptc.xtables"])  # iptables >= 1.8.11's option tables
+    return iptc
