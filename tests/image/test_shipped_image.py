@@ -21,7 +21,6 @@ from tests.kit.pki import Pki
 GOLDEN = Path(__file__).parents[1] / "golden" / "inject"
 LIMIT_MB = 40.0
 NET_ADMIN, NET_RAW = 12, 13
-SITE = "/opt/podnat/lib/python3.11/site-packages"
 
 
 def readable(directory: Path) -> Path:
@@ -152,8 +151,9 @@ def test_inject_matches_the_golden_file(images: Images) -> None:
 EXTRAS = ("kubernetes",)
 IMPORTS = f"""
 import ast, importlib.util, pathlib
+import helper
 missing = set()
-for path in pathlib.Path("{SITE}/helper").rglob("*.py"):
+for path in pathlib.Path(helper.__path__[0]).rglob("*.py"):
     for node in ast.walk(ast.parse(path.read_text())):
         names = []
         if isinstance(node, ast.Import):
