@@ -195,11 +195,14 @@ test-layer)
 mirror)
     mirror
     ;;
+tag)
+    echo "$IMAGE"
+    ;;
 rootfs)
     rootfs "$2" "$3"
     ;;
 *)
-    sed -n '2,9p' "$0" >&2
+    sed -n '2,18p' "$0" >&2
     exit 2
     ;;
 esac
