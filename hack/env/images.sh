@@ -133,8 +133,9 @@ build-base)
 podnat)
     "$0" build-base
     started=$(date +%s)
-    # The image is rebuilt only when an input changed: the build base, the build's files
-    # (.dockerignore's list) and the dependencies' pins; the hash is the image's label.
+    # The image is rebuilt only when an input changed: the build base and the build's files
+    # (.dockerignore's list; the dependencies' wheels are cached per pyproject.toml, below).
+    # The hash is the image's label.
     inputs=$(
         {
             echo "$SUITE $(docker image inspect -f '{{.Id}}' "$BUILD_BASE")"
