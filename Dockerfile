@@ -1,21 +1,25 @@
 # podnat: one image for the init container (`podnat apply`), the webhook (`podnat webhook`) and
 # the node agent (`podnat agent`). CI builds it offline with BASE_IMAGE set to a
-# debootstrap-made Debian (hack/env/images.sh); any Debian bookworm image with python3 works.
+# debootstrap-made Debian (hack/env/images.sh); any Debian bookworm or trixie image with
+# python3 works. SUITE picks the default base's Debian (bookworm: Python 3.11, nft 1.0.6,
+# iptables 1.8.9; trixie: Python 3.13, nft 1.1.3, iptables 1.8.11), and so the userspace the
+# image ships; the image records it in /opt/podnat/USERSPACE (hack/image/rootfs.py).
 #
 # Two stages: `build` installs podnat and the libraries its backends load into a Debian, then
 # hack/image/rootfs.py copies out only what runs (each part listed there with its reason) and
 # the shipped image is that tree on `scratch`: no apt, dpkg, perl or package lists.
-ARG BASE_IMAGE=python:3.11-slim-bookworm
+ARG SUITE=bookworm
+ARG BASE_IMAGE=debian:${SUITE}-slim
 
 FROM ${BASE_IMAGE} AS build
 WORKDIR /src
-# libnftables for the nft backend; libxtables, libiptc and the xtables match/target modules
-# (shipped by iptables) for iptables-legacy; python3-venv where the base has no ensurepip.
-# hack/env/images.sh's build base has them all already, so its build needs no network.
-RUN if ! dpkg -s libnftables1 iptables >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then \
+# Debian's python3 and python3-venv; libnftables for the nft backend; libxtables, libiptc and
+# the xtables match/target modules (shipped by iptables) for iptables-legacy; gcc for
+# python-iptables' C part where the index has no wheel for it. hack/env/images.sh's build base
+# has them all already (and brings wheels), so its build needs no network.
+RUN if ! dpkg -s python3 python3-venv libnftables1 iptables >/dev/null 2>&1; then \
         apt-get update \
-        && apt-get install -y --no-install-recommends libnftables1 iptables \
-        && { python3 -c 'import ensurepip' 2>/dev/null || apt-get install -y --no-install-recommends python3-venv; }; \
+        && apt-get install -y --no-install-recommends python3 python3-venv libnftables1 iptables gcc libc6-dev; \
     fi
 # pyproject.toml, README.md, helper/, hack/image/ and, when hack/env/images.sh made one,
 # build/wheels/: a wheelhouse built on the host, so an offline build needs no index

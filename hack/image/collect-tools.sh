@@ -1,7 +1,8 @@
 #!/bin/sh
 # Run in the test layer's tools stage (hack/image/test-layer.Dockerfile): the test tools and
 # their libraries under DEST, isolated from the shipped image's own libraries: ip, nft and
-# iptables-legacy-save to assert with, setpriv to drop capabilities, sleep to hold a namespace.
+# iptables-legacy-save to assert with, setpriv to drop capabilities, sleep to hold a namespace,
+# iptables-nft and iptables-legacy to install the neighbours' rules (tests/netns/neighbours.py).
 #   DEST/bin, DEST/lib   the binaries and every library they link (ldd), the loader too
 #   DEST/path/NAME       wrappers: run NAME with that loader and that library path only
 #   DEST/site            pytest and its dependencies (pure Python), DEST/pytest starts it
@@ -9,7 +10,8 @@ set -eu
 dest=$1
 mkdir -p "$dest/bin" "$dest/lib" "$dest/path"
 loader=$(ldd /usr/bin/ip | awk '/ld-linux/ {print $1}')
-for tool in /usr/bin/ip /usr/sbin/nft /usr/sbin/xtables-legacy-multi /usr/bin/setpriv /usr/bin/sleep; do
+for tool in /usr/bin/ip /usr/sbin/nft /usr/sbin/xtables-legacy-multi /usr/sbin/xtables-nft-multi \
+    /usr/bin/setpriv /usr/bin/sleep; do
     cp "$tool" "$dest/bin/"
     ldd "$tool" | awk '$2 == "=>" {print $3} $1 ~ /^\// {print $1}' | while read -r lib; do
         cp -L "$lib" "$dest/lib/"
@@ -25,6 +27,9 @@ for name in ip nft setpriv sleep; do
 done
 for name in iptables-legacy-save ip6tables-legacy-save iptables-legacy ip6tables-legacy; do
     wrap "$name" xtables-legacy-multi
+done
+for name in iptables-nft-save ip6tables-nft-save iptables-nft ip6tables-nft; do
+    wrap "$name" xtables-nft-multi
 done
 python3 -m venv /tmp/pip
 /tmp/pip/bin/pip install -q --no-index --find-links /wheels --target "$dest/site" pytest

@@ -11,7 +11,10 @@ with the reason it is there; the shared libraries come from following each kept 
 dependencies (ldd), plus the ones podnat loads itself with dlopen (ctypes, python-iptables).
 STDLIB_UNUSED and DYNLOAD_UNUSED name what of Python's standard library is left out: modules
 neither podnat nor its dependencies import (tests/image proves the image runs every mode).
-The manifest (part, files, bytes) is printed and kept as /opt/podnat/ROOTFS.
+The manifest (part, files, bytes) is printed and kept as /opt/podnat/ROOTFS; the userspace
+the image ships (Debian suite, Python, libnftables, iptables versions) as /opt/podnat/USERSPACE.
+Bookworm (Python 3.11) and trixie (3.13, usrmerged like bookworm) differ only in the names
+listed below that one of them lacks.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import sysconfig
 from pathlib import Path
 
 VENV = Path("/opt/podnat")
-STDLIB = Path(sysconfig.get_paths()["stdlib"])  # /usr/lib/python3.11
+STDLIB = Path(sysconfig.get_paths()["stdlib"])  # /usr/lib/python3.11, python3.13
 ARCH = sysconfig.get_config_var("MULTIARCH") or "x86_64-linux-gnu"
 LIBDIR = Path("/usr/lib") / ARCH
 
@@ -36,7 +39,7 @@ LIBDIR = Path("/usr/lib") / ARCH
 STDLIB_UNUSED = (
     "test", "unittest", "idlelib", "tkinter", "turtledemo", "turtle.py", "ensurepip",
     "lib2to3", "pydoc_data", "distutils", "venv", "sqlite3", "dbm", "curses",
-    "__phello__", "__hello__.py", "antigravity.py", "this.py",
+    "__phello__", "__hello__.py", "antigravity.py", "this.py", "_pyrepl",
 )  # fmt: skip
 # Their C halves, the CPython test extensions, and the East Asian codecs (podnat reads and
 # writes UTF-8 only).
@@ -45,6 +48,8 @@ DYNLOAD_UNUSED = (
     "ossaudiodev", "audioop", "_ctypes_test", "_testbuffer", "_testcapi", "_testclinic",
     "_testimportmultiple", "_testinternalcapi", "_testmultiphase", "_xxtestfuzz",
     "_xxsubinterpreters", "xxlimited", "xxlimited_35", "_lsprof", "_multibytecodec",
+    "_testclinic_limited", "_testexternalinspection", "_testlimitedcapi", "_testsinglephase",
+    "xxsubtype", "_interpreters", "_interpchannels", "_interpqueues",  # Python 3.13's
     "_codecs_cn", "_codecs_hk", "_codecs_iso2022", "_codecs_jp", "_codecs_kr", "_codecs_tw",
 )  # fmt: skip
 # PyYAML's optional libyaml binding (2.7 MB): podnat uses the pure-Python SafeLoader and
@@ -219,9 +224,27 @@ def build(dest: Path) -> list[tuple[str, int, int]]:
     return [(why, len(files), sum(f.stat().st_size for f in files)) for why, files in manifest]
 
 
+def userspace() -> str:
+    """What the image ships that podnat's behaviour depends on, one `name=version` a line."""
+    release = dict(
+        line.split("=", 1)
+        for line in Path("/etc/os-release").read_text().splitlines()
+        if "=" in line
+    )
+    packages = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Package}=${Version}\\n", "libnftables1", "iptables"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    suite = release.get("VERSION_CODENAME", "unknown").strip('"')
+    debian = Path("/etc/debian_version").read_text().strip()
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"suite={suite}\ndebian={debian}\npython={python}\n{packages}"
+
+
 def main() -> None:
     dest = Path(sys.argv[1])
     rows = build(dest)
+    (dest / VENV.relative_to("/") / "USERSPACE").write_text(userspace())
     lines = [f"{size / 1e6:8.2f} MB {count:6d} files  {why}" for why, count, size in rows]
     total = sum(size for _, _, size in rows)
     lines.append(f"{total / 1e6:8.2f} MB in all (hack/image/rootfs.py)")

@@ -37,6 +37,18 @@ def render_listing(resolved: ResolvedPlan) -> str:
     return f"table {TABLE_FAMILY} {TABLE} {{\n" + "\n\n".join(blocks) + "\n}\n"
 
 
+# nft 1.0.7 and later (trixie's 1.1.3) list the output hook's priority -100 by its name,
+# `dstnat`; 1.0.6 (bookworm) lists the number and refuses the name on that hook. Listings are
+# compared in the form both accept as input: the name mapped back, nothing else touched (any
+# other priority, `dstnat + 10` included, stays different from the plan's).
+_OUTPUT_HOOK = "\t\ttype nat hook output priority {}; policy accept;"
+
+
+def canonical_listing(listed: str) -> str:
+    """`nft list table inet podnat` as any nft version prints it, in render_listing's form."""
+    return listed.replace(_OUTPUT_HOOK.format("dstnat"), _OUTPUT_HOOK.format(-100))
+
+
 TRANSACTION_HEADER = f"add table {TABLE_FAMILY} {TABLE}\ndelete table {TABLE_FAMILY} {TABLE}\n"
 
 

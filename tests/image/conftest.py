@@ -1,7 +1,8 @@
-"""The shipped image and its kernel-test layer, built once per session by
-hack/env/images.sh test-layer (tag: $PODNAT_IMAGE, default podnat:<version>), run in
-hack/env/docker.sh's daemon. Containers run with --network none: their traffic stays in
-namespaces made for them."""
+"""The shipped image and its kernel-test layer, for each Debian suite podnat ships (every
+test here runs once per suite), built once per session by hack/env/images.sh test-layer
+(tag: $PODNAT_IMAGE, default podnat:<version>, with -trixie appended for trixie; rebuilt only
+when an input changed), run in hack/env/docker.sh's daemon. Containers run with --network
+none: their traffic stays in namespaces made for them."""
 
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ import pytest
 from tests.kit.cluster import docker_host
 from tests.kit.paths import HACK
 
+SUITES = ("bookworm", "trixie")
+
 
 @dataclass(frozen=True)
 class Images:
+    suite: str
     shipped: str
     kernel_tests: str
 
@@ -37,14 +41,16 @@ def docker(
     )
 
 
-@pytest.fixture(scope="session")
-def images() -> Images:
+@pytest.fixture(scope="session", params=SUITES)
+def images(request: pytest.FixtureRequest) -> Images:
+    suite: str = request.param
     if os.geteuid() != 0:
         pytest.fail(
             "the image tests build with hack/env/images.sh (dockerd, debootstrap): run as root"
         )
     built = subprocess.run(
         [str(HACK / "env" / "images.sh"), "test-layer"],
+        env={**os.environ, "PODNAT_SUITE": suite},
         capture_output=True,
         text=True,
         timeout=1800,
@@ -57,8 +63,10 @@ def images() -> Images:
         if line.startswith("version = ")
     )
     shipped = os.environ.get("PODNAT_IMAGE") or f"podnat:{version}"
+    if suite != "bookworm":
+        shipped += f"-{suite}"
     name, tag = shipped.rsplit(":", 1)
-    return Images(shipped, f"{name}-kernel-tests:{tag}")
+    return Images(suite, shipped, f"{name}-kernel-tests:{tag}")
 
 
 @pytest.fixture

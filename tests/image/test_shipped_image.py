@@ -21,7 +21,6 @@ from tests.kit.pki import Pki
 GOLDEN = Path(__file__).parents[1] / "golden" / "inject"
 LIMIT_MB = 40.0
 NET_ADMIN, NET_RAW = 12, 13
-SITE = "/opt/podnat/lib/python3.11/site-packages"
 
 
 def readable(directory: Path) -> Path:
@@ -46,6 +45,28 @@ def test_the_image_is_at_most_40_mb_compressed(images: Images) -> None:
     assert save.wait() == 0
     assert gzip.wait() == 0
     assert size / 1e6 <= LIMIT_MB, f"{size / 1e6:.1f} MB compressed"
+
+
+# What each suite ships (hack/image/rootfs.py records it; the README names these versions).
+USERSPACES = {
+    "bookworm": {"python": "3.11.", "libnftables1": "1.0.6-", "iptables": "1.8.9-"},
+    "trixie": {"python": "3.13.", "libnftables1": "1.1.3-", "iptables": "1.8.11-"},
+}
+
+
+def test_the_image_ships_its_suites_userspace(images: Images) -> None:
+    read = (
+        "import platform; print(open('/opt/podnat/USERSPACE').read()"
+        " + 'running=' + platform.python_version())"
+    )
+    done = docker(*restricted(images.shipped, "-c", read, entrypoint="python3"))
+    assert done.returncode == 0, done.stderr
+    recorded = dict(line.split("=", 1) for line in done.stdout.split())
+    assert recorded["suite"] == images.suite
+    expected = USERSPACES[images.suite]
+    assert recorded["running"].startswith(expected["python"])
+    for name, prefix in expected.items():
+        assert recorded[name].startswith(prefix), (name, recorded)
 
 
 def test_the_interpreter_carries_permitted_only_capabilities(images: Images) -> None:
@@ -152,8 +173,9 @@ def test_inject_matches_the_golden_file(images: Images) -> None:
 EXTRAS = ("kubernetes",)
 IMPORTS = f"""
 import ast, importlib.util, pathlib
+import helper
 missing = set()
-for path in pathlib.Path("{SITE}/helper").rglob("*.py"):
+for path in pathlib.Path(helper.__path__[0]).rglob("*.py"):
     for node in ast.walk(ast.parse(path.read_text())):
         names = []
         if isinstance(node, ast.Import):

@@ -1,11 +1,14 @@
 """The compatibility matrix: the kernel tier's results (cell → pass/fail, the versions) as
 JSON, and that JSON as the README's Markdown table.
 
-    python -m tests.kit.matrix render [RESULTS]          # the table, to stdout
-    python -m tests.kit.matrix update-readme [RESULTS]   # rewrite it between the markers
+    python -m tests.kit.matrix render [RESULTS...]          # the table, to stdout
+    python -m tests.kit.matrix update-readme [RESULTS...]   # rewrite it between the markers
+    python -m tests.kit.matrix merge RESULTS... > FILE      # several runs as one file
 
-RESULTS defaults to the committed `tests/matrix/results.json` (copy a fresh run's file,
-`$PODNAT_MATRIX_OUT` or `build/matrix.json`, over it to publish that run).
+Each run is one userspace: the host's (`tests/netns`, `build/matrix.json`) or a shipped
+image's (`tests/image` runs the tier inside each suite's image: `build/matrix-<suite>.json`).
+RESULTS defaults to the committed `tests/matrix/results.json` (merge a fresh run's files
+over it to publish them); the table has one row per scenario and userspace.
 """
 
 from __future__ import annotations
@@ -43,16 +46,27 @@ def _first_line(*argv: str) -> str:
     )
 
 
+USERSPACE = Path("/opt/podnat/USERSPACE")  # what a shipped image records (hack/image/rootfs.py)
+
+
 def versions() -> dict[str, str]:
     debian = Path("/etc/debian_version")
+    shipped = dict(
+        line.split("=", 1) for line in _read(USERSPACE).splitlines() if "=" in line
+    )  # the tools below come from the image's own suite (hack/image/collect-tools.sh)
     return {
+        "userspace": shipped.get("suite", "host"),
         "kernel": platform.release(),
         "nft": _first_line("nft", "--version"),
         "iptables-nft": _first_line("iptables-nft", "--version"),
         "iptables-legacy": _first_line("iptables-legacy", "--version"),
         "python": platform.python_version(),
-        "debian": debian.read_text().strip() if debian.exists() else "not Debian",
+        "debian": shipped.get("debian") or _read(debian).strip() or "not Debian",
     }
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
 
 
 def write(cells: dict[str, dict[str, str]], path: Path | None = None) -> Path:
@@ -68,26 +82,46 @@ def write(cells: dict[str, dict[str, str]], path: Path | None = None) -> Path:
     return path
 
 
+def runs(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs in a results file: one run's own file, or several merged."""
+    return list(results["runs"]) if "runs" in results else [results]
+
+
+def userspace(run: dict[str, Any]) -> str:
+    return str(run["versions"].get("userspace", "host"))
+
+
+def merge(files: list[dict[str, Any]]) -> dict[str, Any]:
+    """One file of every run, the latest of each userspace, in the order first given."""
+    merged: dict[str, dict[str, Any]] = {}
+    for run in (r for results in files for r in runs(results)):
+        merged[userspace(run)] = run
+    return {"runs": list(merged.values())}
+
+
 def render(results: dict[str, Any]) -> str:
-    """The Markdown table: one row per neighbour scenario, one column per backend and family."""
-    cells: dict[str, dict[str, str]] = results["cells"]
-    scenarios = list(dict.fromkeys(key.split("/")[0] for key in cells))
-    head = ["neighbours in the pod"] + [f"{b} · {f}" for b in BACKENDS for f in FAMILIES]
+    """The Markdown table: one row per neighbour scenario and userspace, one column per
+    backend and family; under it, each userspace's versions."""
+    all_runs = runs(results)
+    scenarios = sorted({key.split("/")[0] for run in all_runs for key in run["cells"]})
+    head = ["neighbours in the pod", "userspace"]
+    head += [f"{b} · {f}" for b in BACKENDS for f in FAMILIES]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for scenario in scenarios:
-        row = [f"`{scenario}`"]
-        for backend in BACKENDS:
-            for family in FAMILIES:
-                cell = cells.get(f"{scenario}/{backend}/{family}")
-                row.append(_cell(cell) if cell else "—")
-        lines.append("| " + " | ".join(row) + " |")
-    v = results["versions"]
-    lines += [
-        "",
-        f"Run {results['date']}: kernel {v['kernel']}, {v['nft']}, {v['iptables-nft']}, "
-        f"{v['iptables-legacy']}, Python {v['python']}, Debian {v['debian']}.",
+        for run in all_runs:
+            row = [f"`{scenario}`", userspace(run)]
+            for backend in BACKENDS:
+                for family in FAMILIES:
+                    cell = run["cells"].get(f"{scenario}/{backend}/{family}")
+                    row.append(_cell(cell) if cell else "—")
+            lines.append("| " + " | ".join(row) + " |")
+    notes = [  # a paragraph each
+        f"{userspace(run)}: run {run['date']}, kernel {v['kernel']}, {v['nft']}, "
+        f"{v['iptables-nft']}, {v['iptables-legacy']}, Python {v['python']}, Debian {v['debian']}."
+        for run in all_runs
+        if (v := run["versions"])
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
 
 
 def _cell(cell: dict[str, str]) -> str:
@@ -116,12 +150,15 @@ def update_readme(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("render", "update-readme"):
+    if not argv or argv[0] not in ("render", "update-readme", "merge"):
         sys.stderr.write(__doc__ or "")
         return 2
-    results = json.loads(Path(argv[1] if len(argv) > 1 else COMMITTED).read_text())
+    paths = [Path(arg) for arg in argv[1:]] or [COMMITTED]
+    results = merge([json.loads(path.read_text()) for path in paths])
     if argv[0] == "render":
         sys.stdout.write(render(results))
+    elif argv[0] == "merge":
+        sys.stdout.write(json.dumps(results, indent=2, sort_keys=True) + "\n")
     else:
         update_readme(results)
     return 0

@@ -22,9 +22,13 @@ class Pki:
 
     @classmethod
     def create(cls, directory: Path, name: str = "podnat-test-ca", days: int = 1) -> Pki:
+        # keyUsage as a real cluster CA has it: Python 3.13 (trixie's image) verifies with
+        # VERIFY_X509_STRICT by default and refuses a CA without one.
         openssl(
             "req",
             "-x509",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
             "-newkey",
             "rsa:2048",
             "-nodes",

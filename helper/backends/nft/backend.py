@@ -114,9 +114,10 @@ class NftBackend:
 
     def _list_own(self) -> str:
         try:
-            return self._nft.run(f"list table {render.TABLE_FAMILY} {render.TABLE}")
+            listed = self._nft.run(f"list table {render.TABLE_FAMILY} {render.TABLE}")
         except NftError as err:
             raise BackendError(f"nft: cannot list podnat's table: {err.message}") from err
+        return render.canonical_listing(listed)  # one form for every nft version
 
     def apply(self, ruleset: Ruleset) -> str:
         if not isinstance(ruleset, NftRuleset):

@@ -84,7 +84,11 @@ def load_iptc() -> ModuleType:
     slow = ctypes.util.find_library
     ctypes.util.find_library = _find_library_in(found[0] if found else None)  # type: ignore[assignment]
     try:
-        return importlib.import_module("iptc")
+        iptc = importlib.import_module("iptc")
     finally:
         ctypes.util.find_library = slow
         sys.meta_path.remove(blocker)
+    from helper.backends.xtables.iptc_compat import adapt  # noqa: PLC0415 - after iptc
+
+    adapt(sys.modules["iptc.xtables"])  # iptables >= 1.8.11's option tables
+    return iptc
