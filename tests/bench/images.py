@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import uuid
 
-from tests.image.conftest import SUITES, docker
+from tests.image.conftest import SUITES, docker, image_names
 from tests.kit.cluster import docker_host
 from tests.kit.paths import HACK
 
@@ -42,20 +42,6 @@ finally:
     subprocess.run(["ip", "netns", "del", ns], check=True)
 print(json.dumps({"ms": elapsed * 1000, "mb": usage.ru_maxrss / 1024}))
 """
-
-
-def image_names(suite: str) -> tuple[str, str]:
-    """(shipped, kernel-test layer), as hack/env/images.sh tags them."""
-    version = next(
-        line.split('"')[1]
-        for line in (HACK.parent / "pyproject.toml").read_text().splitlines()
-        if line.startswith("version = ")
-    )
-    shipped = os.environ.get("PODNAT_IMAGE") or f"podnat:{version}"
-    if suite != "bookworm":
-        shipped += f"-{suite}"
-    name, tag = shipped.rsplit(":", 1)
-    return shipped, f"{name}-kernel-tests:{tag}"
 
 
 def build(suite: str) -> None:

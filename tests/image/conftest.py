@@ -57,16 +57,7 @@ def images(request: pytest.FixtureRequest) -> Images:
         check=False,
     )
     assert built.returncode == 0, built.stderr
-    version = next(
-        line.split('"')[1]
-        for line in (HACK.parent / "pyproject.toml").read_text().splitlines()
-        if line.startswith("version = ")
-    )
-    shipped = os.environ.get("PODNAT_IMAGE") or f"podnat:{version}"
-    if suite != "bookworm":
-        shipped += f"-{suite}"
-    name, tag = shipped.rsplit(":", 1)
-    return Images(suite, shipped, f"{name}-kernel-tests:{tag}")
+    return Images(suite, *image_names(suite))
 
 
 @pytest.fixture
@@ -96,3 +87,17 @@ def restricted(
         "--cap-drop", "ALL", "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
         *mounts, image, *argv,
     ]  # fmt: skip
+
+
+def image_names(suite: str) -> tuple[str, str]:
+    """(shipped, kernel-test layer), as hack/env/images.sh tags them."""
+    version = next(
+        line.split('"')[1]
+        for line in (HACK.parent / "pyproject.toml").read_text().splitlines()
+        if line.startswith("version = ")
+    )
+    shipped = os.environ.get("PODNAT_IMAGE") or f"podnat:{version}"
+    if suite != "bookworm":
+        shipped += f"-{suite}"
+    name, tag = shipped.rsplit(":", 1)
+    return shipped, f"{name}-kernel-tests:{tag}"
