@@ -35,14 +35,17 @@ PROBER = """
 import socket, sys, time
 for line in sys.stdin:
     port = int(line)
+    timeouts = 0
     while True:
         try:
             with socket.create_connection((sys.argv[1], port), timeout=1) as conn:
                 conn.recv(64)
             break
+        except TimeoutError:
+            timeouts += 1
         except OSError:
             time.sleep(0.01)
-    print("ok", flush=True)
+    print("ok", timeouts, flush=True)
 """
 
 
@@ -130,7 +133,7 @@ def annotate_latencies(api: client.ApiClient, cluster: Cluster, image: str) -> l
         str(cluster.bin_dir / "kubectl"), "exec", "-i", "bench-prober", "-n", AGENT_NS, "--",
         "python3", "-c", PROBER, ip,
     ]  # fmt: skip
-    latencies = []
+    latencies, timeouts = [], 0
     with subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=cluster.env()
     ) as probe:
@@ -143,11 +146,18 @@ def annotate_latencies(api: client.ApiClient, cluster: Cluster, image: str) -> l
             started = time.monotonic()
             patch = {"metadata": {"annotations": {"podnat.io/redirect": f"{port}:1234"}}}
             core.patch_namespaced_pod("bench-moving", AGENT_NS, patch)
-            if probe.stdout.readline().strip() != "ok":
+            answer = probe.stdout.readline().split()
+            if answer[:1] != ["ok"]:
                 raise RuntimeError("the prober stopped")
             latencies.append(time.monotonic() - started)
+            timeouts += int(answer[1])
         probe.stdin.close()
     cluster.kubectl("delete", "pod", "bench-moving", "bench-prober", "-n", AGENT_NS, "--wait=false")
+    # A connect that timed out (1 s) rather than being refused: a SYN that got no answer.
+    print(
+        f"  annotate latencies (s): {' '.join(f'{x:.2f}' for x in sorted(latencies))}; "
+        f"connects that timed out: {timeouts}"
+    )
     return latencies
 
 
