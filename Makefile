@@ -92,7 +92,7 @@ e2e-cluster-down:
 	@hack/cluster/e2e-cluster.sh down
 
 test: deps venv lint tools-test
-	$(BIN)/pytest -q -m "not corpus"
+	$(BIN)/pytest -q -m "not corpus" --durations=25
 
 demo: deps venv
 	$(PY) -m tests.kit.demo

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -42,7 +43,7 @@ def pod(name: str, node: str, namespace: str, account: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def installed(tools: Tools) -> Iterator[Tools]:
+def installed(tools: Tools, control_plane: ControlPlane) -> Iterator[Tools]:
     """The agent's RBAC and policy from the chart; nodes A and B; a pod on each, and the
     agent's own pod on A (nothing runs: there is no kubelet, the objects are enough)."""
     rendered = documents(template(tools, RELEASE, SYSTEM, "--set", "mode=agent"))
@@ -63,12 +64,29 @@ def installed(tools: Tools) -> Iterator[Tools]:
     ]
     tools.kubectl("apply", "-f", "-", stdin="\n".join(pods))
     try:
+        enforced(tools, control_plane)
         yield tools
     finally:
         tools.kubectl("delete", "-f", "-", "--wait=false", "--ignore-not-found", stdin=ours)
         for ns in (SYSTEM, APPS):
             tools.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
         tools.kubectl("delete", "node", "node-a", "node-b", "--ignore-not-found")
+
+
+def enforced(tools: Tools, plane: ControlPlane) -> None:
+    """Wait until the API server enforces the new policy: it loads policies through an
+    informer, seconds after they are created (seen in CI: writes allowed at first)."""
+    token = agent_token(tools, None)
+    deadline = time.monotonic() + 60
+    while set_condition(plane, token, "app-a", "Probe")[0] != 403:
+        if time.monotonic() > deadline:
+            raise AssertionError("the own-node policy was not enforced within 60 s")
+        time.sleep(0.5)
+    # The probe writes that got through are undone, so every test starts from no condition.
+    tools.kubectl(
+        "patch", "pod", "app-a", "-n", APPS, "--subresource=status", "--type=json",
+        "-p", '[{"op": "replace", "path": "/status/conditions", "value": []}]', check=False,
+    )  # fmt: skip
 
 
 def agent_token(tools: Tools, bound_to: str | None) -> str:
