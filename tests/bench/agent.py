@@ -49,8 +49,7 @@ def measure(node: AgentNode, plane: ControlPlane, scratch: Path, targets: Target
         time.sleep(60)
         idle = (agent.cpu_ticks() - ticks) / os.sysconf("SC_CLK_TCK") / (time.monotonic() - t0)
         target = pods[0]
-        assert target.sandbox is not None and target.sandbox.netns is not None
-        netns = target.sandbox.netns
+        netns = target.netns
         latencies = []
         for round_ in range(20):
             wanted = {"podnat.io/redirect": f"{10000 + round_}:80"}

@@ -83,6 +83,12 @@ class PodHandle:
     uid: str
     sandbox: Sandbox | None = None
 
+    @property
+    def netns(self) -> Netns:
+        """The network namespace of its sandbox (a pod made with one, in a netns)."""
+        assert self.sandbox is not None and self.sandbox.netns is not None, self.name
+        return self.sandbox.netns
+
 
 @dataclass
 class AgentNode:

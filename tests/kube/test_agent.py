@@ -38,8 +38,7 @@ def test_create_change_remove_with_condition_events_and_metrics(
 ) -> None:
     ns = node.namespace()
     pod = node.pod(ns, WEB)
-    assert pod.sandbox is not None and pod.sandbox.netns is not None
-    netns = pod.sandbox.netns
+    netns = pod.netns
     wait_for("the rules", lambda: verified(netns, WEB))
     wait_for(
         "condition True Applied", lambda: (node.condition(pod) or ("",))[:2] == ("True", "Applied")
@@ -62,8 +61,7 @@ def test_create_change_remove_with_condition_events_and_metrics(
 
 def test_invalid_change_is_refused_and_leaves_the_rules(node: AgentNode, agent: Agent) -> None:
     pod = node.pod(node.namespace(), WEB)
-    assert pod.sandbox is not None and pod.sandbox.netns is not None
-    netns = pod.sandbox.netns
+    netns = pod.netns
     wait_for("the rules", lambda: verified(netns, WEB))
     before = table(netns)
     # An admin bypassing the webhook: the API stores whatever it is given.
@@ -81,8 +79,7 @@ def test_invalid_change_is_refused_and_leaves_the_rules(node: AgentNode, agent: 
 
 def test_drift_is_repaired_within_the_verify_interval(node: AgentNode, agent: Agent) -> None:
     pod = node.pod(node.namespace(), WEB)
-    assert pod.sandbox is not None and pod.sandbox.netns is not None
-    netns = pod.sandbox.netns
+    netns = pod.netns
     wait_for("the rules", lambda: verified(netns, WEB))
     before = table(netns)
     netns.run("nft", "delete", "table", "inet", "podnat")
@@ -97,8 +94,7 @@ def test_drift_is_repaired_within_the_verify_interval(node: AgentNode, agent: Ag
 
 def test_a_new_sandbox_gets_the_rules(node: AgentNode, agent: Agent) -> None:
     pod = node.pod(node.namespace(), WEB)
-    assert pod.sandbox is not None and pod.sandbox.netns is not None
-    first = pod.sandbox.netns
+    first = pod.netns
     wait_for("the rules", lambda: verified(first, WEB))
     new: list[Netns] = []
 
@@ -107,6 +103,7 @@ def test_a_new_sandbox_gets_the_rules(node: AgentNode, agent: Agent) -> None:
 
     with condition_history(node.core, pod, rules_in) as history:
         wait_for("the condition seen", lambda: history)
+        assert pod.sandbox is not None
         pod.sandbox.stop()  # the kubelet's sandbox died; it makes a new one, same pod cgroup
         fresh = node.start_sandbox(pod.uid)
         assert fresh.netns is not None
@@ -134,8 +131,7 @@ def test_pods_podnat_may_not_touch_are_left_alone(node: AgentNode, agent: Agent)
     agent.wait_ready()
     time.sleep(2 * agent.interval)
     for pod in (unlabelled, host_network):
-        assert pod.sandbox is not None and pod.sandbox.netns is not None
-        assert table(pod.sandbox.netns) == ""
+        assert table(pod.netns) == ""
     assert node.condition(unlabelled) is None
     assert node.events(unlabelled) == []
     assert node.events(host_network).count("RedirectsFailed") == 1  # once, not per verify
@@ -146,8 +142,7 @@ def test_a_namespace_that_loses_its_label_is_no_longer_managed(
 ) -> None:
     ns = node.namespace()
     pod = node.pod(ns, WEB)
-    assert pod.sandbox is not None and pod.sandbox.netns is not None
-    netns = pod.sandbox.netns
+    netns = pod.netns
     wait_for("the rules", lambda: verified(netns, WEB))
     node.core.patch_namespace(ns, {"metadata": {"labels": {"podnat.io/inject": None}}})
     wait_for("RedirectsUnmanaged", lambda: "RedirectsUnmanaged" in node.events(pod))
@@ -182,8 +177,7 @@ def test_also_manage_selects_a_labelled_pod_and_an_excluded_namespace_is_never_m
     )
     agent.start()
     try:
-        assert helm_test.sandbox is not None and helm_test.sandbox.netns is not None
-        helm_netns = helm_test.sandbox.netns
+        helm_netns = helm_test.netns
         wait_for("the helm test pod's rules", lambda: verified(helm_netns, WEB))
         wait_for(
             "the Windows pod refused", lambda: has_condition(node, windows, "False", "WindowsPod")
@@ -191,8 +185,7 @@ def test_also_manage_selects_a_labelled_pod_and_an_excluded_namespace_is_never_m
         agent.wait_ready()
         time.sleep(2 * agent.interval)
         for pod in (other, in_excluded, windows):
-            assert pod.sandbox is not None and pod.sandbox.netns is not None
-            assert table(pod.sandbox.netns) == ""
+            assert table(pod.netns) == ""
         assert node.condition(other) is None and node.condition(in_excluded) is None
     finally:
         assert agent.stop() == 0
@@ -201,8 +194,7 @@ def test_also_manage_selects_a_labelled_pod_and_an_excluded_namespace_is_never_m
 def test_a_deleted_pod_is_forgotten(node: AgentNode, agent: Agent) -> None:
     ns = node.namespace()
     pod = node.pod(ns, WEB)
-    assert pod.sandbox is not None and pod.sandbox.netns is not None
-    netns = pod.sandbox.netns
+    netns = pod.netns
     wait_for("the rules", lambda: verified(netns, WEB))
     node.core.delete_namespaced_pod(pod.name, ns, grace_period_seconds=0)
     wait_for("the pod forgotten", lambda: agent.metric("podnat_agent_pods_managed") == 0)
@@ -213,8 +205,7 @@ def test_a_failed_apply_is_reported_and_retried_until_it_succeeds(
     node: AgentNode, control_plane: ControlPlane, tmp_path: Path
 ) -> None:
     pod = node.pod(node.namespace(), WEB)
-    assert pod.sandbox is not None and pod.sandbox.netns is not None
-    netns = pod.sandbox.netns
+    netns = pod.netns
     agent = Agent(
         control_plane.kubeconfig, node.name, tmp_path / "agent.log", extra=("--lock-timeout", "0.3")
     )
@@ -266,8 +257,7 @@ def test_iptables_legacy_create_change_remove(
     node: AgentNode, control_plane: ControlPlane, tmp_path: Path
 ) -> None:
     pod = node.pod(node.namespace(), WEB)
-    assert pod.sandbox is not None and pod.sandbox.netns is not None
-    netns = pod.sandbox.netns
+    netns = pod.netns
     legacy = "iptables-legacy"
     agent = Agent(
         control_plane.kubeconfig, node.name, tmp_path / "agent.log", extra=("--backend", legacy)

@@ -53,8 +53,7 @@ def test_the_agent_rides_out_an_api_server_restart_and_relists(
     node: AgentNode, agent: Agent, control_plane: ControlPlane
 ) -> None:
     pod = node.pod(node.namespace(), WEB)
-    assert pod.sandbox is not None and pod.sandbox.netns is not None
-    netns = pod.sandbox.netns
+    netns = pod.netns
     wait_for("the rules", lambda: verified(netns, WEB))
     agent.wait_ready()
     lists = agent.metric('podnat_agent_lists_total{resource="pods"}')
@@ -77,8 +76,7 @@ def test_the_agent_adopts_init_mode_rules_without_a_flush(
     node: AgentNode, control_plane: ControlPlane, tmp_path: Path
 ) -> None:
     pod = node.pod(node.namespace(), WEB)
-    assert pod.sandbox is not None and pod.sandbox.netns is not None
-    netns = pod.sandbox.netns
+    netns = pod.netns
     done = podnat(netns, "apply", WEB, "--backend", "nft")  # what podnat-init did
     assert done.code == 0, done.stderr
     before = table(netns)
@@ -155,8 +153,7 @@ def test_the_agent_works_as_its_service_account_with_only_the_charts_rights(
     node: AgentNode, api: client.ApiClient, control_plane: ControlPlane, tmp_path: Path
 ) -> None:
     pod = node.pod(node.namespace(), WEB)
-    assert pod.sandbox is not None and pod.sandbox.netns is not None
-    netns = pod.sandbox.netns
+    netns = pod.netns
     with agent_as_account(node, api, control_plane, tmp_path, AGENT_RULES) as agent:
         wait_for("the rules", lambda: verified(netns, WEB))
         wait_for("condition True", lambda: has_condition(node, pod, "True", "Applied"))
@@ -171,8 +168,7 @@ def test_refused_status_and_events_are_logged_counted_and_retried_never_a_traceb
     node: AgentNode, api: client.ApiClient, control_plane: ControlPlane, tmp_path: Path
 ) -> None:
     pod = node.pod(node.namespace(), WEB)
-    assert pod.sandbox is not None and pod.sandbox.netns is not None
-    netns = pod.sandbox.netns
+    netns = pod.netns
     watch_only = [AGENT_RULES[0], AGENT_RULES[3]]  # no pods/status, no events
     with agent_as_account(node, api, control_plane, tmp_path, watch_only) as agent:
         wait_for("the rules", lambda: verified(netns, WEB))  # the kernel part still works
