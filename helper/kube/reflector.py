@@ -8,7 +8,6 @@ unreadable one costs a relist. Failures back off exponentially with full jitter.
 
 from __future__ import annotations
 
-import http.client
 import logging
 import os
 import threading
@@ -61,9 +60,11 @@ class Reflector:
             except TooLargeError as err:
                 _log.warning("%s: %s; relisting", self.path, err)
                 self.resource_version = ""
-            except (ApiError, OSError, ValueError, http.client.HTTPException) as err:
-                # Refused, reset, timed out, a cut stream (http.client's IncompleteRead and
-                # kin), bad JSON: reconnect after a backoff.
+            except (ApiError, OSError, ValueError) as err:
+                if self.stop.is_set():
+                    return
+                _log.warning("%s: %s", self.path, err or type(err).__name__)
+            except Exception as err:  # http.client's zoo; never let the loop die
                 if self.stop.is_set():
                     return
                 _log.warning("%s: %s: %s", self.path, type(err).__name__, err)
