@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tests.kube.webhook_kit import (
     ensure_namespace,
     init_names,
     secret_data,
+    wait_until_the_unreachable_webhook_is_called,
 )
 from tests.netns.podnat import cli
 
@@ -160,15 +160,7 @@ def test_with_the_webhook_down_only_annotated_pods_are_refused(
     ]  # fmt: skip
     tools.helm("install", release, str(CHART), *common)
     try:
-        deadline = time.monotonic() + 10
-        while True:  # the API server picks new configurations up asynchronously
-            try:
-                create(api, ns, {R: "4321:1234"}, dry_run=True)
-            except ApiException as err:
-                assert "failed calling webhook" in json.loads(err.body or "{}")["message"]
-                break
-            assert time.monotonic() < deadline, "the unreachable webhook was never called"
-            time.sleep(0.1)
+        wait_until_the_unreachable_webhook_is_called(api, ns)
         assert init_names(create(api, ns, {"team": "shop"})) == []
         # New names for the certificate: the upgrade re-issues it (and the CA bundle with it).
         secret = f"{release}-podnat-tls"

@@ -3,16 +3,13 @@ server: `kubectl annotate --overwrite` as people run it, warnings as kubectl pri
 
 from __future__ import annotations
 
-import json
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from tests.cases import R
 from tests.kit.tools import Tools
@@ -28,6 +25,7 @@ from tests.kube.webhook_kit import (
     init_names,
     served_namespace,
     serving_release,
+    wait_until_the_unreachable_webhook_is_called,
 )
 
 AGENT_LABEL = "podnat.io/agent-test"
@@ -146,15 +144,7 @@ def test_with_the_webhook_down_only_podnat_changes_of_running_pods_are_refused(
         "--set", "tests.enabled=false",
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
-        while True:  # the API server picks new configurations up asynchronously
-            try:
-                create(api, ns, {R: "4321:1234"}, dry_run=True)
-            except ApiException as err:
-                assert "failed calling webhook" in json.loads(err.body or "{}")["message"]
-                break
-            assert time.monotonic() < deadline, "the unreachable webhook was never called"
-            time.sleep(0.1)
+        wait_until_the_unreachable_webhook_is_called(api, ns)
         pod = f"pod/{name}"
         tools.kubectl("label", "-n", ns, pod, "tier=web")
         tools.kubectl("annotate", "-n", ns, pod, "team=shop")

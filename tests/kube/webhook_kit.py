@@ -4,6 +4,7 @@ create through the real API server."""
 from __future__ import annotations
 
 import base64
+import json
 import sys
 import time
 import uuid
@@ -153,3 +154,17 @@ def init_names(pod: dict[str, Any]) -> list[str]:
 
 def gates(pod: dict[str, Any]) -> list[dict[str, str]]:
     return list(pod["spec"].get("readinessGates") or [])
+
+
+def wait_until_the_unreachable_webhook_is_called(api: client.ApiClient, namespace: str) -> None:
+    """A dry-run annotated pod until the API server reports the (down) webhook's failure:
+    it picks new configurations up asynchronously."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            create(api, namespace, {R: "4321:1234"}, dry_run=True)
+        except ApiException as err:
+            assert "failed calling webhook" in json.loads(err.body or "{}")["message"]
+            return
+        assert time.monotonic() < deadline, "the unreachable webhook was never called"
+        time.sleep(0.1)
