@@ -51,20 +51,25 @@ def pod_uid_of_process(cgroup_text: str) -> str | None:
     """
     if "pod" not in cgroup_text:  # most processes of a node: no need to read further
         return None
+    # The agent reads every process's file at each scan: each distinct path is walked once
+    # (on cgroup v1 most hierarchies repeat the same path).
     hierarchies: set[str] = set()
-    uids: set[str] = set()
-    for line in cgroup_text.splitlines():
+    paths: set[str] = set()
+    lines = 0
+    for line in cgroup_text.split("\n"):
         if not line:
             continue
-        parts = line.split(":", 2)
-        if len(parts) != 3 or not parts[0].isdecimal() or not parts[2].startswith("/"):
+        hierarchy, _, rest = line.partition(":")
+        _, colon, path = rest.partition(":")
+        if not colon or not hierarchy.isdecimal() or not path.startswith("/"):
             return None
-        if parts[0] in hierarchies:
-            return None
-        hierarchies.add(parts[0])
-        uid = pod_uid_in_path(parts[2])
-        if uid is not None:
-            uids.add(uid)
+        hierarchies.add(hierarchy)
+        paths.add(path)
+        lines += 1
+    if len(hierarchies) != lines:
+        return None
+    uids = {pod_uid_in_path(path) for path in paths}
+    uids.discard(None)
     return uids.pop() if len(uids) == 1 else None
 
 

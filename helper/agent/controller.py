@@ -10,14 +10,13 @@ import time
 
 from helper.agent.pods import PodView, UnreadableError, object_key, pod_view
 from helper.agent.reconcile import Reconciler, Result
+from helper.agent.sandbox_watch import SandboxWatch
 from helper.agent.workqueue import WorkQueue
 from helper.errors import PodnatError
 from helper.kube.client import KubeClient
 from helper.kube.reflector import Obj, Reflector
 
 _log = logging.getLogger("podnat.agent")
-_SANDBOX_WAIT_CAP_S = 1.0
-_SANDBOX_WAIT_TRIES = 60
 _HEALTHY_WITHIN_S = 900.0  # a watch loop silent this long (watches end every ≤ 10 min) is stuck
 
 
@@ -35,6 +34,7 @@ class Controller:
     ) -> None:
         self.reconciler, self.store, self.queue = reconciler, reconciler.store, WorkQueue()
         self.stop = threading.Event()
+        self.sandboxes = SandboxWatch(reconciler.finder, self.queue.add)
         self._excluded, self._label_keys = excluded, label_keys
         self._workers, self._interval = workers, verify_interval
         self._namespaces_listed = threading.Event()
@@ -124,6 +124,7 @@ class Controller:
             return
         if kind == "DELETED" or view is None:
             self.store.remove(key)
+            self.sandboxes.drop(key)
         elif not self.store.put(view):
             return  # e.g. the kubelet's status updates: nothing podnat reads changed
         self.queue.add(key)
@@ -144,14 +145,16 @@ class Controller:
                 self.reconciler.metrics.errors.inc()
                 result = Result.RETRY
             self.reconciler.metrics.reconciles.labels(result=result.value).inc()
-            if result is Result.WAIT and not self.stop.is_set():
-                # A starting pod: its sandbox comes within seconds (its phase change is a
-                # hint too). Each look scans /proc: after a minute, the usual backoff.
-                starting = self.queue.failures(key) < _SANDBOX_WAIT_TRIES
-                self.queue.retry(key, cap=_SANDBOX_WAIT_CAP_S if starting else None)
+            pod = self.store.pod(key)
+            if result is Result.WAIT and pod is not None:
+                # A starting pod: the sandbox watch looks for it (one pass over /proc for all).
+                self.sandboxes.wait(key, pod.uid)
+                self.queue.forget(key)
             elif result is Result.RETRY and not self.stop.is_set():
+                self.sandboxes.drop(key)
                 self.queue.retry(key)
             else:
+                self.sandboxes.drop(key)
                 self.queue.forget(key)
             with self._first_lock:
                 if self._first is not None:
@@ -169,6 +172,7 @@ class Controller:
             ("watch-namespaces", self.namespaces.run),
             ("watch-pods", self._pods_after_namespaces),
             ("resync", self._resync),
+            ("sandboxes", lambda: self.sandboxes.run(self.stop)),
             *((f"worker-{i}", self._work) for i in range(self._workers)),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -188,6 +192,7 @@ class Controller:
         self.namespaces.close()
         self.pods.close()
         self.queue.shutdown()
+        self.sandboxes.wake()
         deadline = time.monotonic() + grace
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))

@@ -128,7 +128,9 @@ class Reconciler:
 
     def _sandbox(self, pod: PodView, memory: Memory) -> Sandbox | Result:
         try:
-            sandbox = self.finder.find(pod.uid)
+            # Never a pass over /proc here: for a pod not seen yet, the controller's
+            # SandboxWatch makes one for every starting pod at once.
+            sandbox = self.finder.find(pod.uid, scan=False)
         except NodeNamespaceError as err:
             self._refuse(pod, memory, "HostNetwork", f"not touched: {err}")
             return Result.DONE

@@ -75,12 +75,14 @@ class SandboxFinder:
         self._lock = threading.Lock()
         self._known: dict[str, tuple[int, int]] = {}  # uid -> (pid, start_ticks)
 
-    def find(self, pod_uid: str) -> Sandbox | None:
+    def find(self, pod_uid: str, *, scan: bool = True) -> Sandbox | None:
         """The pod's sandbox; None when no process of the pod runs here.
 
         Raises InvalidPodUidError (a ValueError) for a UID that is not a UUID, and
         NodeNamespaceError when the pod's sandbox is in the node's network namespace.
         Cheap when asked again: the sandbox found last is re-read alone while it lives.
+        With `scan=False`, a pod not found before is None without a pass over /proc
+        (the agent's SandboxWatch makes one pass for every pod it waits for).
         """
         uid = checked_uid(pod_uid)
         with self._lock:
@@ -89,6 +91,8 @@ class SandboxFinder:
                 again = self._reread(uid, *known)
                 if again is not None:
                     return self._sandbox(uid, [again])
+            if not scan:
+                return None
             processes = self._scan_locked().get(uid)
         return None if processes is None else self._sandbox(uid, processes)
 
@@ -106,6 +110,12 @@ class SandboxFinder:
             except NodeNamespaceError:
                 _log.debug("pod %s is in the node's network namespace: left out", uid)
         return found
+
+    def present(self) -> set[str]:
+        """The UID of every pod with a process on the node, in one pass over /proc; after
+        it, find(uid, scan=False) knows each of them (and refuses the node's namespace)."""
+        with self._lock:
+            return set(self._scan_locked())
 
     # -- the pass over /proc ---------------------------------------------------------------
 

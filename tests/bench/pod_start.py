@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 import subprocess
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from kubernetes import client, config, watch
 
@@ -70,15 +70,34 @@ def template(name: str, image: str, script: str, annotations: dict[str, str]) ->
     }
 
 
-def ready(pod: Any) -> bool:
+# CPU seconds (utime + stime, 100 ticks a second) of the podnat agents on a node.
+AGENT_CPU = (
+    "for d in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $d/cmdline 2>/dev/null)\" in "
+    "*'podnat agent'*) [ $d = /proc/$$ ] || cat $d/stat;; esac; done"  # not this shell
+)
+
+
+def agent_cpu_seconds(cluster: Cluster) -> float:
+    total = 0
+    for node in cluster.node_names():
+        for line in cluster.node_exec(node, "sh", "-c", AGENT_CPU).splitlines():
+            fields = line[line.rindex(")") + 1 :].split()
+            total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of the whole line
+    return total / 100
+
+
+def condition(pod: Any, kind: str) -> bool:
     conditions = pod.status.conditions or []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+    return any(c.type == kind and c.status == "True" for c in conditions)
 
 
-def start_round(
-    api: client.ApiClient, image: str, mode: str, round_no: int
-) -> tuple[list[float], float]:
-    """Per-pod seconds from ADDED to Ready, and the Deployment's create -> all Ready."""
+class Round(NamedTuple):
+    per_pod: list[float]  # seconds from ADDED to Ready
+    gated: list[float]  # seconds from ContainersReady to Ready, seen on the watch
+    whole: float  # the Deployment's create -> all Ready
+
+
+def start_round(api: client.ApiClient, image: str, mode: str, round_no: int) -> Round:
     ns, name = MODES[mode], f"start-{mode}-{round_no}"
     annotations = {} if mode == "none" else {"podnat.io/redirect": "4321:1234"}
     body: dict[str, Any] = {
@@ -93,6 +112,7 @@ def start_round(
     }
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     added: dict[str, float] = {}
+    containers: dict[str, float] = {}
     took: dict[str, float] = {}
     started = time.monotonic()
     apps.create_namespaced_deployment(ns, body)  # type: ignore[arg-type]
@@ -103,7 +123,9 @@ def start_round(
         pod, now = event["object"], time.monotonic()
         uid = pod.metadata.uid
         added.setdefault(uid, now)
-        if uid not in took and ready(pod):
+        if condition(pod, "ContainersReady"):
+            containers.setdefault(uid, now)
+        if uid not in took and condition(pod, "Ready"):
             took[uid] = now - added[uid]
         if len(took) == REPLICAS:
             stream.stop()  # type: ignore[no-untyped-call]
@@ -114,7 +136,8 @@ def start_round(
         if time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    return list(took.values()), whole
+    gated = [added[uid] + took[uid] - containers[uid] for uid in took]
+    return Round(list(took.values()), gated, whole)
 
 
 def annotate_latencies(api: client.ApiClient, cluster: Cluster, image: str) -> list[float]:
@@ -168,17 +191,27 @@ def p99(values: list[float]) -> float:
 def run(cluster: Cluster, image: str, targets: Targets) -> None:
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
     cluster.apply(namespace(PLAIN_NS, {}))
-    with agent_release(cluster, image):
+    with agent_release(cluster, image, verify_interval=None):  # the default
         per_pod: dict[str, list[float]] = {mode: [] for mode in MODES}
+        gated: dict[str, list[float]] = {mode: [] for mode in MODES}
         whole: dict[str, list[float]] = {mode: [] for mode in MODES}
         order = list(MODES)
         for round_no in range(ROUNDS):  # interleaved, so drift hits every mode alike
             # Each mode goes first once: the first Deployment of a round starts on idle nodes.
             order = order[1:] + order[:1]
             for mode in order:
-                pods, total = start_round(api, image, mode, round_no)
-                per_pod[mode] += pods
-                whole[mode].append(total)
+                cpu = agent_cpu_seconds(cluster)
+                done = start_round(api, image, mode, round_no)
+                cpu = agent_cpu_seconds(cluster) - cpu
+                per_pod[mode] += done.per_pod
+                gated[mode] += done.gated
+                whole[mode].append(done.whole)
+                print(
+                    f"  round {round_no} {mode:5}: median {statistics.median(done.per_pod):.2f} s, "
+                    f"ContainersReady -> Ready median {statistics.median(done.gated) * 1000:.0f} ms"
+                    f" (max {max(done.gated) * 1000:.0f}); the agents' CPU {cpu:.2f} s",
+                    flush=True,
+                )
         latencies = annotate_latencies(api, cluster, image)
     cluster.kubectl("delete", "namespace", PLAIN_NS, "--wait=false")
     medians = {mode: statistics.median(values) * 1000 for mode, values in per_pod.items()}

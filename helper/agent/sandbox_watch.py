@@ -1,0 +1,105 @@
+"""Pods whose sandbox is not on the node yet: one pass over /proc looks for all of them.
+
+A starting pod's sandbox appears seconds after the pod is bound, and the kubelet says so
+only in its next status update, when the containers already run. Looking often puts the
+rules in before the containers are ready, so the readiness gate costs the pod nothing. One
+shared pass keeps the cost at one scan per interval however many pods start together: a
+scan reads every process's cgroup file (10-50 ms of CPU on a node of hundreds of processes),
+and one scan per waiting pod and retry cost a 2-core kind node a large share of a core
+while 20 pods started.
+
+The interval starts short for a pod that just began waiting and grows with its wait: at
+most 1 s in the first minute (a starting pod's sandbox comes within seconds), then up to
+`max_interval` (a pod stuck in ContainerCreating is looked for rarely). It never goes below
+a few times the last scan's cost, so the watch stays a small share of a core on a node of
+many processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from helper.agent.sandboxes import SandboxFinder
+from helper.errors import PodnatError
+
+_log = logging.getLogger("podnat.agent.sandboxes")
+_STARTING_S = 60.0  # a sandbox not there after a minute: the pod is stuck, look rarely
+
+
+class SandboxWatch:
+    def __init__(
+        self,
+        finder: SandboxFinder,
+        found: Callable[[str], None],
+        *,
+        min_interval: float = 0.1,
+        starting_interval: float = 1.0,
+        max_interval: float = 10.0,
+        cost_factor: float = 5.0,
+    ) -> None:
+        self._finder, self._found = finder, found
+        self._min, self._starting, self._max = min_interval, starting_interval, max_interval
+        self._cost_factor = cost_factor
+        self._cond = threading.Condition()
+        self._waiting: dict[str, tuple[str, float]] = {}  # pod key -> (uid, waiting since)
+        self.scans = 0
+
+    def wait(self, key: str, uid: str) -> None:
+        """Look for the pod's sandbox; `found(key)` is called once it is on the node.
+
+        Asked again (a new hint from the API), the pod is looked for soon again."""
+        with self._cond:
+            self._waiting[key] = (uid, time.monotonic())
+            self._cond.notify()
+
+    def drop(self, key: str) -> None:
+        with self._cond:
+            self._waiting.pop(key, None)
+
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._waiting)
+
+    def run(self, stop: threading.Event) -> None:
+        cost = 0.0
+        ended = float("-inf")
+        while not stop.is_set():
+            with self._cond:
+                if not self._waiting:
+                    self._cond.wait(1.0)
+                    continue
+                youngest = time.monotonic() - max(since for _, since in self._waiting.values())
+                pause = max(self._min, self._cost_factor * cost, self._interval(youngest))
+                delay = ended + pause - time.monotonic()
+                if delay > 0:
+                    # A pod that starts waiting meanwhile shortens the pause: woken, recomputed.
+                    self._cond.wait(min(delay, 1.0))
+                    continue
+            started = time.monotonic()
+            try:
+                present = self._finder.present()
+            except PodnatError as err:  # /proc unreadable: said, and tried again later
+                _log.warning("sandbox discovery: %s", err)
+                present = set()
+            ended = time.monotonic()
+            cost = ended - started
+            self.scans += 1
+            with self._cond:
+                ready = [key for key, (uid, _) in self._waiting.items() if uid in present]
+                for key in ready:
+                    del self._waiting[key]
+            for key in ready:
+                self._found(key)
+
+    def _interval(self, waited: float) -> float:
+        """How long to wait between passes for a pod that has waited `waited` seconds."""
+        cap = self._starting if waited < _STARTING_S else self._max
+        return min(waited / 10, cap)
+
+    def wake(self) -> None:
+        """Let run() see a stop promptly."""
+        with self._cond:
+            self._cond.notify_all()
