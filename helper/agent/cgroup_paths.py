@@ -49,7 +49,9 @@ def pod_uid_of_process(cgroup_text: str) -> str | None:
     None too when the file is not what the kernel writes (a line it cannot parse, a hierarchy
     twice: a cgroup name holding a newline forges lines) or when its lines name two pods.
     """
-    if "pod" not in cgroup_text:  # most processes of a node: no need to read further
+    # A pod's cgroup is a path component `pod<uid>` (cgroupfs) or `...-pod<uid>.slice`
+    # (systemd): most processes of a node have neither, and need no further reading.
+    if "/pod" not in cgroup_text and "-pod" not in cgroup_text:
         return None
     # The agent reads every process's file at each scan: each distinct path is walked once
     # (on cgroup v1 most hierarchies repeat the same path).
