@@ -107,8 +107,24 @@ def test_nothing_waits_no_pass(tmp_path: Path) -> None:
 
 def test_a_pod_waits_longer_and_is_looked_for_less_often(tmp_path: Path) -> None:
     watch = Lab(tmp_path).watch
-    # Just waiting: looked for at the shortest interval (the cost floor applies after).
-    assert watch._interval(0.05) < 0.01
-    assert watch._interval(5) == 0.5
+    # Young: looked for at the shortest interval (the cost floor applies after).
+    assert watch._interval(0.05) == watch._interval(19) == 0.01
     assert watch._interval(30) == 1.0  # at most 1 s in the first minute
     assert watch._interval(120) == 10.0  # stuck: rarely
+
+
+def test_asked_again_a_stuck_pod_gets_one_pass_soon_and_keeps_its_wait(tmp_path: Path) -> None:
+    lab = Lab(tmp_path)
+    uid = str(uuid.uuid4())
+    lab.watch.wait("ns/stuck", uid)
+    lab.watch._waiting["ns/stuck"] = (uid, time.monotonic() - 120)  # stuck for 2 minutes
+    with lab.running():
+        until("the pass asked for", lambda: lab.watch.scans == 1)
+        time.sleep(0.3)
+        assert lab.watch.scans == 1  # then rarely: every 10 s at 2 minutes
+        lab.watch.wait("ns/stuck", uid)  # the periodic verify, or a hint from the API
+        until("one more pass, soon", lambda: lab.watch.scans == 2, timeout=1.0)
+        time.sleep(0.3)
+        assert lab.watch.scans == 2
+    waited = time.monotonic() - lab.watch._waiting["ns/stuck"][1]
+    assert waited > 119  # still the stuck pod it was

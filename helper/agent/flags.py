@@ -105,4 +105,4 @@ def add_arguments(parser: argparse.ArgumentParser, seconds: Callable[[str], floa
         default=SERVICE_ACCOUNT_DIR,
         help="in a pod: token (re-read as the kubelet rotates it) and ca.crt (default %(default)s)",
     )
-    a("--workers", type=workers, default=2, help="reconciles in parallel (default 2)")
+    a("--workers", type=workers, default=4, help="reconciles in parallel (default 4)")

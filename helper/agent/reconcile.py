@@ -182,16 +182,18 @@ class Reconciler:
     def _apply(
         self, pod: PodView, memory: Memory, plan: RedirectPlan, sandbox: Sandbox, target: Target
     ) -> None:
-        if self.engine.verify(plan, target).exit_code != ExitCode.OK:
-            outcome = self.engine.apply(plan, target)
-            if memory.plan == plan and memory.sandbox == _identity(sandbox):
-                self.metrics.repairs.inc()
-                self.status.event(
-                    pod, "RedirectsRepaired", f"drift repaired: {outcome.summary}", warning=True
-                )
-            else:
-                self.status.event(pod, "RedirectsApplied", outcome.summary)
+        if self.engine.verify(plan, target).exit_code == ExitCode.OK:
+            self.status.condition(pod, Condition("True", "Applied", plan.summary()))
+            return
+        outcome = self.engine.apply(plan, target)
+        # The condition first: it gates the pod's readiness; the Event only tells.
         self.status.condition(pod, Condition("True", "Applied", plan.summary()))
+        if memory.plan == plan and memory.sandbox == _identity(sandbox):
+            self.metrics.repairs.inc()
+            message = f"drift repaired: {outcome.summary}"
+            self.status.event(pod, "RedirectsRepaired", message, warning=True)
+        else:
+            self.status.event(pod, "RedirectsApplied", outcome.summary)
 
     def _clean(self, pod: PodView, memory: Memory, sandbox: Sandbox, target: Target) -> None:
         if memory.sandbox != _identity(sandbox) or memory.plan is None or not memory.plan.is_empty:

@@ -5,14 +5,14 @@ only in its next status update, when the containers already run. Looking often p
 rules in before the containers are ready, so the readiness gate costs the pod nothing. One
 shared pass keeps the cost at one scan per interval however many pods start together: a
 scan reads every process's cgroup file (10-50 ms of CPU on a node of hundreds of processes),
-and one scan per waiting pod and retry cost a 2-core kind node a large share of a core
-while 20 pods started.
+where a scan per waiting pod, repeated at each retry, grew with the pods starting at once.
 
-The interval starts short for a pod that just began waiting and grows with its wait: at
-most 1 s in the first minute (a starting pod's sandbox comes within seconds), then up to
-`max_interval` (a pod stuck in ContainerCreating is looked for rarely). It never goes below
-a few times the last scan's cost, so the watch stays a small share of a core on a node of
-many processes.
+The kubelet starts the containers within a second or two of the sandbox, and reports them
+ready at its next look (PLEG, every second): to be ahead of that report, a pod is looked for
+every `min_interval` while it is young. Then at most every second until a minute has
+passed (a slow start), then rarely, up to `max_interval` (a pod stuck in ContainerCreating).
+The pause is never under ten times the last scan's cost, so the watch stays under a tenth
+of a core on a node of many processes.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from helper.agent.sandboxes import SandboxFinder
 from helper.errors import PodnatError
 
 _log = logging.getLogger("podnat.agent.sandboxes")
+_YOUNG_S = 20.0  # bound this long ago, a pod's sandbox is due any moment
 _STARTING_S = 60.0  # a sandbox not there after a minute: the pod is stuck, look rarely
 
 
@@ -38,21 +39,26 @@ class SandboxWatch:
         min_interval: float = 0.1,
         starting_interval: float = 1.0,
         max_interval: float = 10.0,
-        cost_factor: float = 5.0,
+        cost_factor: float = 10.0,
     ) -> None:
         self._finder, self._found = finder, found
         self._min, self._starting, self._max = min_interval, starting_interval, max_interval
         self._cost_factor = cost_factor
         self._cond = threading.Condition()
         self._waiting: dict[str, tuple[str, float]] = {}  # pod key -> (uid, waiting since)
+        self._soon = False  # one pass at the shortest interval, whatever the waits
         self.scans = 0
 
     def wait(self, key: str, uid: str) -> None:
         """Look for the pod's sandbox; `found(key)` is called once it is on the node.
 
-        Asked again (a new hint from the API), the pod is looked for soon again."""
+        Asked again (a hint from the API, the periodic verify), the pod is looked for once
+        soon, but its wait goes on counting: a stuck pod stays one looked for rarely."""
         with self._cond:
-            self._waiting[key] = (uid, time.monotonic())
+            waiting = self._waiting.get(key)
+            since = waiting[1] if waiting is not None and waiting[0] == uid else time.monotonic()
+            self._waiting[key] = (uid, since)
+            self._soon = True
             self._cond.notify()
 
     def drop(self, key: str) -> None:
@@ -72,12 +78,14 @@ class SandboxWatch:
                     self._cond.wait(1.0)
                     continue
                 youngest = time.monotonic() - max(since for _, since in self._waiting.values())
-                pause = max(self._min, self._cost_factor * cost, self._interval(youngest))
+                wanted = self._min if self._soon else self._interval(youngest)
+                pause = max(self._min, self._cost_factor * cost, wanted)
                 delay = ended + pause - time.monotonic()
                 if delay > 0:
                     # A pod that starts waiting meanwhile shortens the pause: woken, recomputed.
                     self._cond.wait(min(delay, 1.0))
                     continue
+                self._soon = False
             started = time.monotonic()
             try:
                 present = self._finder.present()
@@ -96,8 +104,9 @@ class SandboxWatch:
 
     def _interval(self, waited: float) -> float:
         """How long to wait between passes for a pod that has waited `waited` seconds."""
-        cap = self._starting if waited < _STARTING_S else self._max
-        return min(waited / 10, cap)
+        if waited < _YOUNG_S:
+            return self._min
+        return self._starting if waited < _STARTING_S else min(waited / 10, self._max)
 
     def wake(self) -> None:
         """Let run() see a stop promptly."""
