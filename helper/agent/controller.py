@@ -109,6 +109,12 @@ class Controller:
     def _pod_list(self, items: list[Obj]) -> None:
         self.reconciler.metrics.lists.labels(resource="pods").inc()
         views = {v.key: v for v in map(self._view, items) if v is not None}
+        # One pass over /proc before the listed pods are reconciled: each then finds its
+        # sandbox known, and "no sandbox" means none (readiness counts on it after a restart).
+        try:
+            self.reconciler.finder.present()
+        except PodnatError as err:  # the reconciles retry; the sandbox watch says it again
+            _log.warning("sandbox discovery: %s", err)
         for key in self.store.replace_pods(views):
             self.queue.add(key)
         with self._first_lock:

@@ -42,9 +42,10 @@ def test_an_agent_killed_and_restarted_flushes_nothing(node: AgentNode, agent: A
     agent.start()
     resync = agent.wait_ready()
     print(f"resync after restart: /readyz 200 {resync:.2f}s after start ({len(pods)} pods)")
+    # Ready means every listed pod was verified in its sandbox, none merely "not found yet".
+    assert agent.metric('podnat_agent_reconciles_total{result="done"}') >= len(pods)
     time.sleep(2 * agent.interval)
     assert [table(n) for n in netnses] == before
-    assert agent.metric('podnat_agent_reconciles_total{result="done"}') >= len(pods)
     node.annotate(pods[0], WEB2)  # and it keeps converging
     wait_for("the change", lambda: verified(netnses[0], WEB2))
 
