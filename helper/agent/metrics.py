@@ -27,6 +27,13 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.sandbox_to_rules = Histogram(
+            "podnat_agent_sandbox_to_rules_seconds",
+            "From a new sandbox's start (its process, as the kernel records it) to its rules "
+            "in and its condition written: what the readiness gate waits for podnat",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+            registry=r,
+        )
         self.pods_managed = Gauge(
             "podnat_agent_pods_managed", "Pods whose redirects this agent keeps", registry=r
         )

@@ -8,6 +8,7 @@ nothing in the kernel, which is how a restarted agent adopts rules in place.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from enum import Enum
@@ -24,6 +25,7 @@ from helper.plan.model import RedirectPlan
 from helper.plan.parse import InvalidPlanError, parse_plan
 
 _log = logging.getLogger("podnat.agent")
+_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/PID/stat counts a process's start in these
 
 
 class Result(Enum):
@@ -67,6 +69,7 @@ class Reconciler:
         self.policy, self.store, self.finder = policy, store, finder
         self.engine, self.status, self.metrics = engine, status, metrics
         self.memory: dict[str, Memory] = {}
+        self._started = time.clock_gettime(time.CLOCK_BOOTTIME)
 
     def managed_count(self) -> int:
         return sum(1 for m in list(self.memory.values()) if m.managed)
@@ -175,9 +178,20 @@ class Reconciler:
             return Result.RETRY
         finally:
             self.metrics.apply_seconds.observe(time.monotonic() - started)
+        if memory.sandbox != _identity(sandbox):
+            self._first_rules(pod, sandbox)
         memory.sandbox, memory.plan = _identity(sandbox), plan
         memory.said.clear()  # converged: a failure seen before is news again
         return Result.DONE
+
+    def _first_rules(self, pod: PodView, sandbox: Sandbox) -> None:
+        """A sandbox's first converge: how long after its start (the gate's cost)."""
+        started = sandbox.start_ticks / _TICKS
+        if started < self._started:  # a sandbox older than this agent (adopted): no news
+            return
+        since = time.clock_gettime(time.CLOCK_BOOTTIME) - started
+        self.metrics.sandbox_to_rules.observe(since)
+        _log.info("pod %s: rules in %.0f ms after its sandbox started", pod.key, since * 1000)
 
     def _apply(
         self, pod: PodView, memory: Memory, plan: RedirectPlan, sandbox: Sandbox, target: Target

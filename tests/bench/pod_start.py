@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 import subprocess
 import time
@@ -87,6 +88,18 @@ def agent_cpu_seconds(cluster: Cluster) -> float:
             fields = line[line.rindex(")") + 1 :].split()
             total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of the whole line
     return total / 100
+
+
+def sandbox_to_rules(cluster: Cluster, system: str, deployment: str) -> list[float]:
+    """Seconds from each pod's sandbox start to its rules in, as the agents log them."""
+    logs = cluster.kubectl(
+        "logs", "-n", system, "-l", "app.kubernetes.io/component=agent", "--tail=-1",
+        "--prefix=false", "--max-log-requests=10",
+    ).stdout  # fmt: skip
+    found = re.findall(
+        rf"pod {re.escape(AGENT_NS)}/{re.escape(deployment)}-[^:]*: rules in (\d+) ms", logs
+    )
+    return [int(ms) / 1000 for ms in found]
 
 
 def condition(pod: Any, kind: str) -> bool:
@@ -200,6 +213,8 @@ def annotate_latencies(api: client.ApiClient, cluster: Cluster, image: str) -> l
 
 
 def ms(values: list[float]) -> str:
+    if not values:
+        return "(none seen)"
     return f"median {statistics.median(values) * 1000:.0f} ms (max {max(values) * 1000:.0f})"
 
 
@@ -210,7 +225,7 @@ def p99(values: list[float]) -> float:
 def run(cluster: Cluster, image: str, targets: Targets) -> None:
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
     cluster.apply(namespace(PLAIN_NS, {}))
-    with agent_release(cluster, image, verify_interval=None):  # the default
+    with agent_release(cluster, image, verify_interval=None) as system:  # the default
         per_pod: dict[str, list[float]] = {mode: [] for mode in MODES}
         whole: dict[str, list[float]] = {mode: [] for mode in MODES}
         order = list(MODES)
@@ -231,9 +246,11 @@ def run(cluster: Cluster, image: str, targets: Targets) -> None:
                     end="",
                 )
                 if done.agent_late:
+                    early = sandbox_to_rules(cluster, system, f"start-{mode}-{round_no}")
                     print(
-                        f"; rules after ContainersReady by {ms(done.agent_late)}, "
-                        f"then Ready after {ms(done.kubelet_late)}; the agents' CPU {cpu:.2f} s",
+                        f"; rules in {ms(early)} after the sandbox started, after ContainersReady"
+                        f" by {ms(done.agent_late)}, then Ready after {ms(done.kubelet_late)}; "
+                        f"the agents' CPU {cpu:.2f} s",
                         end="",
                     )
                 print(flush=True)

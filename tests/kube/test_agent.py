@@ -43,7 +43,8 @@ def test_create_change_remove_with_condition_events_and_metrics(
     wait_for(
         "condition True Applied", lambda: (node.condition(pod) or ("",))[:2] == ("True", "Applied")
     )
-    assert "RedirectsApplied" in node.events(pod)
+    # The condition is written first (it gates readiness), the Event right after.
+    wait_for("RedirectsApplied", lambda: "RedirectsApplied" in node.events(pod))
     agent.wait_ready()
 
     node.annotate(pod, WEB2)
@@ -249,6 +250,10 @@ def test_a_pod_whose_sandbox_comes_later_gets_its_rules_within_a_second(
         print(f"sandbox started -> rules: {waited:.2f}s (no kubelet status hint)")
         assert waited < 1.5
         wait_for("condition True", lambda: has_condition(node, pod, "True", "Applied"))
+        # The gate's cost, as the agent reports it: from the sandbox's start by the kernel.
+        assert agent.metric("podnat_agent_sandbox_to_rules_seconds_count") == 1
+        assert 0 < agent.metric("podnat_agent_sandbox_to_rules_seconds_sum") < waited + 1
+        assert f"pod {pod.namespace}/{pod.name}: rules in " in agent.log_text()
     finally:
         assert agent.stop() == 0
 

@@ -44,6 +44,8 @@ def test_an_agent_killed_and_restarted_flushes_nothing(node: AgentNode, agent: A
     print(f"resync after restart: /readyz 200 {resync:.2f}s after start ({len(pods)} pods)")
     # Ready means every listed pod was verified in its sandbox, none merely "not found yet".
     assert agent.metric('podnat_agent_reconciles_total{result="done"}') >= len(pods)
+    # Sandboxes older than the agent are adopted: no "sandbox start -> rules" figure for them.
+    assert agent.metric("podnat_agent_sandbox_to_rules_seconds_count") == 0
     time.sleep(2 * agent.interval)
     assert [table(n) for n in netnses] == before
     node.annotate(pods[0], WEB2)  # and it keeps converging
