@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 from types import FrameType
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         # The engine's notes ("ipv6: skipped ...") would repeat at every verify of every
         # pod and name no pod; the agent's own lines and Events say what happened.
         logging.getLogger("podnat").addFilter(_engine_notes)
+    log_to_own_stderr()
     raise_permitted()  # before any thread: threads inherit the effective set
     connection, token_file = connect(args.kubeconfig, args.service_account_dir)
     client = KubeClient(connection, token_file=token_file)
@@ -97,6 +99,16 @@ def run(args: argparse.Namespace) -> int:
     server.stop()
     _log.info("agent stopped")
     return 0
+
+
+def log_to_own_stderr() -> None:
+    """The log lines go to a copy of fd 2: each nft call points fd 2 at /dev/null for a
+    moment (libnftables prints some errors there itself), and the agent's other threads
+    log meanwhile."""
+    stream = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="backslashreplace")
+    for handler in logging.getLogger("podnat").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(stream)
 
 
 def _engine_notes(record: logging.LogRecord) -> bool:

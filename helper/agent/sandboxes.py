@@ -1,9 +1,12 @@
 """Finding a pod's network namespace on this node from its UID, through `/proc/*/cgroup`.
 
 Every process of a pod (the sandbox's pause process, then its containers) lives in a cgroup
-named after the pod's UID (see cgroup_paths). The pod's sandbox is the earliest of them; its
-`/proc/PID/ns/net` is the pod's network namespace. It is proven not to be the node's own
-namespace before anyone gets it: podnat never touches the node's namespace.
+named after the pod's UID (see cgroup_paths). The pod's sandbox is the earliest of them
+outside the node's network namespace; its `/proc/PID/ns/net` is the pod's network namespace.
+podnat never touches the node's namespace: a pod whose processes are all in it is refused
+(a hostNetwork pod), unless they are younger than SETTLE_S. While a sandbox is created,
+the runtime's `runc init` is in the pod's cgroup before it joins the sandbox's namespace,
+for a moment the pod's only process: seen then, the pod is starting, not on the host network.
 
 Processes come and go while /proc is read: one that vanishes, or that this process may not
 read, is skipped. Each file is read through a descriptor of its /proc/PID directory, which
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,6 +27,7 @@ from helper.errors import ExitCode, PodnatError
 
 _log = logging.getLogger("podnat.agent.sandboxes")
 
+SETTLE_S = 5.0  # runc's init lives for milliseconds in the node's namespace, under load ~1 s
 CGROUP_FILE_CAP = 64 * 1024  # 14 v1 hierarchies of long paths fit; a forged giant is skipped
 STAT_FILE_CAP = 4096  # one line; the command name in it is at most 64 bytes
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -61,9 +66,13 @@ class SandboxFinder:
     """Pod UID → sandbox, for the pods running on this node. Safe to share between threads."""
 
     def __init__(
-        self, proc: Path = Path("/proc"), node_netns: Path = Path("/proc/1/ns/net")
+        self,
+        proc: Path = Path("/proc"),
+        node_netns: Path = Path("/proc/1/ns/net"),
+        settle: float = SETTLE_S,
     ) -> None:
-        self._proc = proc
+        self._proc, self._settle = proc, settle
+        self._ticks = os.sysconf("SC_CLK_TCK")
         try:
             node = node_netns.stat()
         except OSError as err:
@@ -89,7 +98,9 @@ class SandboxFinder:
             known = self._known.get(uid)
             if known is not None:
                 again = self._reread(uid, *known)
-                if again is not None:
+                # One in the node's namespace may be runc's init, the pod's sandbox to come:
+                # a scan looks at every process of the pod.
+                if again is not None and (again.netns != self._node_netns or not scan):
                     return self._sandbox(uid, [again])
             if not scan:
                 return None
@@ -106,16 +117,20 @@ class SandboxFinder:
         found = {}
         for uid, processes in pods.items():
             try:
-                found[uid] = self._sandbox(uid, processes)
+                sandbox = self._sandbox(uid, processes)
             except NodeNamespaceError:
                 _log.debug("pod %s is in the node's network namespace: left out", uid)
+                continue
+            if sandbox is not None:
+                found[uid] = sandbox
         return found
 
     def present(self) -> set[str]:
-        """The UID of every pod with a process on the node, in one pass over /proc; after
-        it, find(uid, scan=False) knows each of them (and refuses the node's namespace)."""
+        """The UID of every pod with a sandbox on the node (or refused: find() says why),
+        in one pass over /proc; after it, find(uid, scan=False) knows each of them."""
         with self._lock:
-            return set(self._scan_locked())
+            pods = self._scan_locked()
+        return {uid for uid, processes in pods.items() if not self._settling(processes)}
 
     # -- the pass over /proc ---------------------------------------------------------------
 
@@ -127,7 +142,8 @@ class SandboxFinder:
                 pods.setdefault(seen[0], []).append(seen[1])
         for processes in pods.values():
             processes.sort()  # earliest start first; the PID breaks a tie within a tick
-        self._known = {uid: (ps[0].pid, ps[0].start_ticks) for uid, ps in pods.items()}
+        chosen = {uid: self._earliest(ps) for uid, ps in pods.items()}
+        self._known = {uid: (p.pid, p.start_ticks) for uid, p in chosen.items()}
         return pods
 
     def _pids(self) -> list[int]:
@@ -167,9 +183,22 @@ class SandboxFinder:
 
     # -- the answer --------------------------------------------------------------------
 
-    def _sandbox(self, uid: str, processes: list[_Process]) -> Sandbox:
-        first = processes[0]
-        others = {p.netns for p in processes[1:]} - {first.netns}
+    def _earliest(self, processes: list[_Process]) -> _Process:
+        """The earliest process outside the node's namespace, else the earliest."""
+        return next((p for p in processes if p.netns != self._node_netns), processes[0])
+
+    def _settling(self, processes: list[_Process]) -> bool:
+        """All in the node's namespace, and young: a sandbox being created (runc's init)."""
+        first = self._earliest(processes)
+        if first.netns != self._node_netns:
+            return False
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - first.start_ticks / self._ticks
+        return age < self._settle
+
+    def _sandbox(self, uid: str, processes: list[_Process]) -> Sandbox | None:
+        """The pod's sandbox; None while it is being created; NodeNamespaceError."""
+        first = self._earliest(processes)
+        others = {p.netns for p in processes} - {first.netns, self._node_netns}
         if others:
             _log.debug(
                 "pod %s has processes in %d other network namespace(s); using pid %d's, "
@@ -179,6 +208,9 @@ class SandboxFinder:
                 first.pid,
             )
         if first.netns == self._node_netns:
+            if self._settling(processes):
+                _log.debug("pod %s: only runc's init so far (pid %d)", uid, first.pid)
+                return None
             raise NodeNamespaceError(
                 f"pod {uid}: its sandbox (pid {first.pid}) is in the node's network namespace; "
                 "podnat never touches the node's namespace"

@@ -171,9 +171,8 @@ def test_the_earliest_process_of_a_pod_is_its_sandbox(
     assert any(f"pod {uid} has processes in 1 other network namespace" in m for m in messages)
 
 
-def test_a_pod_in_the_nodes_namespace_is_refused(
-    cgroups: Hierarchy, lab_node: Node, finder: SandboxFinder
-) -> None:
+def test_a_pod_in_the_nodes_namespace_is_refused(cgroups: Hierarchy, lab_node: Node) -> None:
+    finder = SandboxFinder(node_netns=NODE_NETNS, settle=0.0)  # no sandbox being created
     uid, other = new_uid(), new_uid()
     host_network = lab_node.start(None)
     cgroups.place(cgroupfs(uid), host_network)
@@ -341,3 +340,37 @@ for uid, found in pods.items():
 print(json.dumps({"self": lines[0], "example": example,
                   "pods": {uid: [s.pid, s.inode] for uid, s in pods.items()}}))
 """
+
+
+def test_runc_init_in_the_nodes_namespace_while_a_sandbox_is_created_is_no_refusal(
+    cgroups: Hierarchy, lab_node: Node
+) -> None:
+    # The runtime's `runc init` is in the pod's cgroup before it joins the sandbox's
+    # namespace: for a moment the pod's earliest (or only) process is in the node's.
+    finder = SandboxFinder(node_netns=NODE_NETNS, settle=30.0)
+    uid = new_uid()
+    runc_init = lab_node.start(None)
+    cgroups.place(cgroupfs(uid), runc_init)
+    assert finder.find(uid) is None  # starting: neither a sandbox nor refused
+    assert uid not in finder.present() and uid not in finder.scan()
+    time.sleep(0.03)  # start times count 10 ms ticks
+    netns = lab_node.netns()
+    pause = lab_node.start(netns)
+    cgroups.place(cgroupfs(uid), pause)
+    found = finder.find(uid)
+    assert found is not None and (found.pid, found.inode) == (pause, lab_node.inode(netns))
+    assert uid in finder.present()
+    assert finder.find(uid, scan=False) == found  # known: the sandbox, not runc's init
+
+
+def test_a_pod_only_in_the_nodes_namespace_past_the_settle_time_is_refused(
+    cgroups: Hierarchy, lab_node: Node
+) -> None:
+    finder = SandboxFinder(node_netns=NODE_NETNS, settle=0.3)
+    uid = new_uid()
+    cgroups.place(cgroupfs(uid), lab_node.start(None))
+    assert finder.find(uid) is None
+    time.sleep(0.4)
+    with pytest.raises(NodeNamespaceError):
+        finder.find(uid)
+    assert uid in finder.present()  # reported, so that the agent refuses it with the reason

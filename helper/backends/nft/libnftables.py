@@ -8,6 +8,7 @@ API: https://www.netfilter.org/projects/nftables/manpage.html (libnftables(3)).
 
 from __future__ import annotations
 
+import _thread
 import ctypes
 import json
 import os
@@ -31,17 +32,32 @@ class NftError(Exception):
         super().__init__(self.message)
 
 
+# fd 2 is the process's: with calls from several threads (the agent), the first in points
+# it at /dev/null and the last out gives it back. Saving and restoring it per call would
+# interleave and could leave it at /dev/null for good.
+_silence_lock = _thread.allocate_lock()
+_silenced = 0
+_saved_stderr = -1
+
+
 @contextmanager
 def _stderr_silenced() -> Iterator[None]:
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    global _silenced, _saved_stderr  # noqa: PLW0603 - one fd 2 per process
+    with _silence_lock:
+        if _silenced == 0:
+            _saved_stderr = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _silenced += 1
     try:
-        os.dup2(devnull, 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        with _silence_lock:
+            _silenced -= 1
+            if _silenced == 0:
+                os.dup2(_saved_stderr, 2)
+                os.close(_saved_stderr)
 
 
 class Nft:
