@@ -152,6 +152,7 @@ class Reconciler:
     def _converge(
         self, pod: PodView, memory: Memory, plan: RedirectPlan, sandbox: Sandbox
     ) -> Result:
+        begun = time.clock_gettime(time.CLOCK_BOOTTIME)
         if memory.sandbox is not None and memory.sandbox != _identity(sandbox):
             _log.info(
                 "pod %s: new sandbox (pid %d, netns inode %d)", pod.key, sandbox.pid, sandbox.inode
@@ -179,19 +180,25 @@ class Reconciler:
         finally:
             self.metrics.apply_seconds.observe(time.monotonic() - started)
         if memory.sandbox != _identity(sandbox):
-            self._first_rules(pod, sandbox)
+            self._first_rules(pod, sandbox, begun)
         memory.sandbox, memory.plan = _identity(sandbox), plan
         memory.said.clear()  # converged: a failure seen before is news again
         return Result.DONE
 
-    def _first_rules(self, pod: PodView, sandbox: Sandbox) -> None:
-        """A sandbox's first converge: how long after its start (the gate's cost)."""
+    def _first_rules(self, pod: PodView, sandbox: Sandbox, begun: float) -> None:
+        """A sandbox's first converge: how long after its start (the gate's cost), and
+        when this reconcile began (the time to find the sandbox and a worker for it)."""
         started = sandbox.start_ticks / _TICKS
         if started < self._started:  # a sandbox older than this agent (adopted): no news
             return
         since = time.clock_gettime(time.CLOCK_BOOTTIME) - started
         self.metrics.sandbox_to_rules.observe(since)
-        _log.info("pod %s: rules in %.0f ms after its sandbox started", pod.key, since * 1000)
+        _log.info(
+            "pod %s: rules in %.0f ms after its sandbox started (its reconcile began at %.0f ms)",
+            pod.key,
+            since * 1000,
+            (begun - started) * 1000,
+        )
 
     def _apply(
         self, pod: PodView, memory: Memory, plan: RedirectPlan, sandbox: Sandbox, target: Target

@@ -90,16 +90,21 @@ def agent_cpu_seconds(cluster: Cluster) -> float:
     return total / 100
 
 
-def sandbox_to_rules(cluster: Cluster, system: str, deployment: str) -> list[float]:
-    """Seconds from each pod's sandbox start to its rules in, as the agents log them."""
+def sandbox_to_rules(
+    cluster: Cluster, system: str, deployment: str
+) -> tuple[list[float], list[float]]:
+    """Seconds from each pod's sandbox start to its rules in, and to its reconcile's start,
+    as the agents log them."""
     logs = cluster.kubectl(
         "logs", "-n", system, "-l", "app.kubernetes.io/component=agent", "--tail=-1",
         "--prefix=false", "--max-log-requests=10",
     ).stdout  # fmt: skip
     found = re.findall(
-        rf"pod {re.escape(AGENT_NS)}/{re.escape(deployment)}-[^:]*: rules in (\d+) ms", logs
+        rf"pod {re.escape(AGENT_NS)}/{re.escape(deployment)}-[^:]*: rules in (\d+) ms "
+        r"after its sandbox started \(its reconcile began at (-?\d+) ms\)",
+        logs,
     )
-    return [int(ms) / 1000 for ms in found]
+    return [int(ms) / 1000 for ms, _ in found], [int(ms) / 1000 for _, ms in found]
 
 
 def condition(pod: Any, kind: str) -> bool:
@@ -246,9 +251,10 @@ def run(cluster: Cluster, image: str, targets: Targets) -> None:
                     end="",
                 )
                 if done.agent_late:
-                    early = sandbox_to_rules(cluster, system, f"start-{mode}-{round_no}")
+                    early, begun = sandbox_to_rules(cluster, system, f"start-{mode}-{round_no}")
                     print(
-                        f"; rules in {ms(early)} after the sandbox started, after ContainersReady"
+                        f"; rules in {ms(early)} after the sandbox started (reconcile began "
+                        f"at {ms(begun)}), after ContainersReady"
                         f" by {ms(done.agent_late)}, then Ready after {ms(done.kubelet_late)}; "
                         f"the agents' CPU {cpu:.2f} s",
                         end="",
