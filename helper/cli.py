@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import threading
@@ -15,6 +14,7 @@ from helper import engine, report
 from helper.errors import ExitCode, PodnatError, exit_codes_help
 from helper.host.base import Target
 from helper.host.kernel import KernelHost
+from helper.log import Logger
 from helper.plan.model import RedirectPlan
 from helper.plan.parse import InvalidPlanError
 from helper.sources.base import EventSink, SourceError
@@ -30,7 +30,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _exit_now(main(sys.argv[1:]))
     argv = list(argv)
     args = _parser(argv).parse_args(argv)
-    log = report.setup_logging(args.log_format, args.log_level)
+    if args.command in ("agent", "webhook"):  # long-lived: the standard logging module
+        report.setup_logging(args.log_format, args.log_level)
+        return _command(args, Logger())
+    with report.log_to_stderr(args.log_format, args.log_level):
+        return _command(args, Logger())
+
+
+def _command(args: argparse.Namespace, log: Logger) -> int:
     termination_log = report.termination_log_path(args.termination_log)
     events: EventSink | None = None
     try:
@@ -71,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _finish(outcome, log, termination_log)
 
 
-def _finish(outcome: engine.Outcome, log: logging.Logger, termination_log: Path | None) -> int:
+def _finish(outcome: engine.Outcome, log: Logger, termination_log: Path | None) -> int:
     if outcome.output:
         print(outcome.output, end="")  # noqa: T201 - the dry-run's ruleset, verify's diff
     if outcome.exit_code == ExitCode.OK:
@@ -83,7 +90,7 @@ def _finish(outcome: engine.Outcome, log: logging.Logger, termination_log: Path 
     return outcome.exit_code
 
 
-def _run(args: argparse.Namespace, selected: Selected, log: logging.Logger) -> engine.Outcome:
+def _run(args: argparse.Namespace, selected: Selected, log: Logger) -> engine.Outcome:
     # Annotations are read, and Events posted, from the namespace podnat started in;
     # only the rules are made inside --netns.
     where = f"{selected.source.describe()} ({selected.why})"
@@ -108,7 +115,7 @@ def _target(args: argparse.Namespace) -> Target:
     return Target(args.netns, args.backend, args.lock_file, args.lock_timeout)
 
 
-def _inject(args: argparse.Namespace, log: logging.Logger) -> engine.Outcome:
+def _inject(args: argparse.Namespace, log: Logger) -> engine.Outcome:
     # ruamel.yaml (tens of ms to import) comes with these: never on the apply path.
     from helper.admission.inject_stream import Refused, inject_stream  # noqa: PLC0415
 

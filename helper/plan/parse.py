@@ -103,7 +103,7 @@ def parse_plan(annotations: dict[str, str]) -> RedirectPlan:
 
 
 def _order(r: Redirect) -> tuple[str, int, int, int, int]:
-    """Redirect's own field order as a plain tuple: sorting 2,000 dataclasses is 5x slower."""
+    """Redirect's own field order as a plain tuple: sorting 2,000 nested named tuples is slower."""
     return (r.proto, r.from_ports.first, r.from_ports.last, r.to_ports.first, r.to_ports.last)
 
 
@@ -168,12 +168,12 @@ def _parse_redirect(item: str, problems: list[Problem]) -> Redirect | None:
     to_ports = _parse_ports(match["to"].strip(), "TO", bad)
     if proto is None or from_ports is None or to_ports is None:
         return None
-    if not to_ports.is_single and len(to_ports) != len(from_ports):
+    if not to_ports.is_single and to_ports.size != from_ports.size:
         if from_ports.is_single:
             bad("a single port cannot be redirected to a range")
         else:
             bad(
-                f"ranges of unequal length ({len(from_ports)} and {len(to_ports)} ports): "
+                f"ranges of unequal length ({from_ports.size} and {to_ports.size} ports): "
                 "TO must be one port or a range of the same length"
             )
         return None

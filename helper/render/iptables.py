@@ -9,7 +9,6 @@ command it replaces, and `verify` can diff it against what the kernel holds.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from helper.plan.model import Family, IPNetwork, Redirect, RedirectKind, ResolvedPlan
@@ -61,8 +60,7 @@ class XtRule(NamedTuple):
         return " ".join(words)
 
 
-@dataclass(frozen=True)
-class XtRuleset:
+class XtRuleset(NamedTuple):
     """podnat's part of one family's nat table: its chains, their jumps and rules."""
 
     family: Family

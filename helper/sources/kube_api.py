@@ -15,24 +15,23 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import logging
 import os
 import ssl
 import time
 import urllib.parse
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from helper.log import Logger
 from helper.sources.base import SERVICE_ACCOUNT_DIR, AccessDeniedError, SourceError
 
 _RETRYABLE = {429, 500, 502, 503, 504}
 _WARMUP_S = 10.0  # how long 401/403 are retried once a down server answers again
-_log = logging.getLogger("podnat")
+_log = Logger()
 
 
-@dataclass(frozen=True)
-class PodRef:
+# No dataclasses on the init container's path: their import is ~20 ms (runtime venv).
+class PodRef(NamedTuple):
     namespace: str
     name: str
 
@@ -53,14 +52,23 @@ def pod_ref(name: str | None, namespace: str | None) -> PodRef:
     return PodRef(namespace, name)
 
 
-@dataclass
 class Connection:
-    """Where the API is and who we are. `account` names the identity, for error messages."""
+    """Where the API is and who we are. `account` names the identity, for error messages.
 
-    server: str
-    context: ssl.SSLContext
-    headers: dict[str, str] = field(default_factory=dict)
-    account: str = "this client"
+    `headers` is this connection's own dict: a kubeconfig's token refresh replaces its
+    Authorization (helper.kube.client)."""
+
+    def __init__(
+        self,
+        server: str,
+        context: ssl.SSLContext,
+        headers: dict[str, str] | None = None,
+        account: str = "this client",
+    ) -> None:
+        self.server = server
+        self.context = context
+        self.headers = {} if headers is None else headers
+        self.account = account
 
     @classmethod
     def in_cluster(cls, directory: Path = SERVICE_ACCOUNT_DIR) -> Connection:

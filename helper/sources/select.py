@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
+from helper.log import Logger
 from helper.sources.base import (
     SERVICE_ACCOUNT_DIR,
     AccessDeniedError,
@@ -51,8 +50,9 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@dataclass(frozen=True)
-class Selected:
+# A named tuple, not a dataclass: those cost an init container ~2 ms a class
+# plus ~20 ms to import dataclasses (measured on the runtime venv).
+class Selected(NamedTuple):
     source: AnnotationSource
     why: str
 
@@ -103,7 +103,7 @@ class ApiOrFile:
         try:
             return self.api.read()
         except AccessDeniedError as err:
-            logging.getLogger("podnat").warning("%s; using %s instead", err, self.file.describe())
+            Logger().warning("%s; using %s instead", err, self.file.describe())
             self.fell_back = True
             return self.file.read()
 

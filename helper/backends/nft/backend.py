@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection
 from typing import Any
 
@@ -10,11 +9,12 @@ from helper.backends.base import BackendError, NatRules, Probe
 from helper.backends.neighbours import Neighbours
 from helper.backends.nft.libnftables import Nft, NftError
 from helper.backends.nft.neighbours import read_neighbours
+from helper.log import Logger
 from helper.plan.model import Family
 from helper.render import nft as render
 from helper.render.rulesets import NftRuleset, Ruleset
 
-_log = logging.getLogger("podnat")
+_log = Logger()
 _OWN_TABLE = (render.TABLE_FAMILY, render.TABLE)
 _PROBE_TABLE = "podnat_probe"
 # Adding and deleting a nat chain in one batch is a real write the kernel must

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from helper.backends.base import BackendError
+from helper.log import Logger
 from helper.system.flock import flock_within
 
 DEFAULT_PATH = Path("/run/xtables.lock")
-_log = logging.getLogger(__name__)
+_log = Logger(__name__)
 
 
 def lock_path(explicit: Path | None = None) -> Path:
