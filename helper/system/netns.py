@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +51,8 @@ def run_inside(path: Path, work: Callable[[], T]) -> T:
     processes `work` opens are born in the namespace. (The annotations source and
     its Events talk to the API server from the caller's namespace, not the pod's.)
     """
+    import threading  # noqa: PLC0415 - long-lived processes only; the CLI uses `entered`
+
     outcome: list[T] = []
     failure: list[BaseException] = []
 

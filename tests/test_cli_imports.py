@@ -1,0 +1,36 @@
+"""Importing the command line loads none of what the init container does without.
+
+The kernel tier (tests/netns/test_apply_imports.py) runs whole applies; this is
+its rootless half: the `podnat` command's own import, in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.kit.paths import REPO
+
+_PROBE = """
+import json, sys
+before = set(sys.modules)
+import helper.cli
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+NEVER_AT_IMPORT = (
+    *("logging", "dataclasses", "inspect", "threading", "http", "ssl"),
+    *("iptc", "pydantic", "kubernetes", "yaml", "ruamel", "uvicorn", "prometheus_client"),
+    *("helper.admission", "helper.agent", "helper.kube", "helper.sources.kube_api"),
+    *("helper.backends.xtables.worker", "helper.render.iptables", "helper.plan_json"),
+)
+
+
+def test_importing_the_cli_loads_no_other_command_and_no_heavy_convenience() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    modules: list[str] = json.loads(done.stdout)
+    assert "helper.engine" in modules
+    heavy = [m for m in modules if any(m == r or m.startswith(r + ".") for r in NEVER_AT_IMPORT)]
+    assert heavy == []
