@@ -8,8 +8,7 @@ straight to stderr inside `to_stderr`; everywhere else (the agent, the webhook, 
 tests) each record goes to the standard logger of the same name, as it always did.
 """
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 import sys
 import time
 from collections.abc import Callable, Iterator

@@ -4,8 +4,7 @@ Backends get rendered rulesets (`helper.render.rulesets`), never annotations or
 plans; rendering and expected listings are render's business.
 """
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 from collections.abc import Collection
 from typing import NamedTuple, Protocol
 
@@ -21,8 +20,7 @@ class BackendError(PodnatError):
     exit_code = ExitCode.BACKEND
 
 
-# Named tuples, not dataclasses: those cost an init container ~2 ms a class
-# plus ~20 ms to import dataclasses (measured on the runtime venv).
+# Named tuples, not dataclasses (see helper/__init__.py).
 class Probe(NamedTuple):
     """Whether a real write into the backend's nat table succeeded, and for which families."""
 

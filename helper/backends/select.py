@@ -9,8 +9,7 @@ Rule (`--backend auto`):
 4. Else nft, if usable; else iptables-legacy.
 """
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
@@ -20,8 +19,7 @@ from helper.plan.model import Family
 NOT_PROBED = "not probed: nft works and this backend holds no nat rules here"  # cannot win
 
 
-# Named tuples, not dataclasses: those cost an init container ~2 ms a class
-# plus ~20 ms to import dataclasses (measured on the runtime venv).
+# Named tuples, not dataclasses (see helper/__init__.py).
 class Observation(NamedTuple):
     name: str
     probe: Probe

@@ -2,8 +2,7 @@
 `helper.host.kernel.KernelHost`; `helper.testing.FakeHost` stands in for it in
 millisecond tests of the engine's branches."""
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path

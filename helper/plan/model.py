@@ -7,8 +7,7 @@ each class generates) ~20 ms of an init container's start (see README, "No pydan
 on the apply path"). `helper.plan_json` gives the plan its JSON form.
 """
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 import enum
 import ipaddress
 from typing import NamedTuple
@@ -58,13 +57,13 @@ class PortRange(_Ports):
 
     __slots__ = ()
 
-    def __new__(cls, first: int, last: int) -> PortRange:
+    def __new__(cls, first: int, last: int) -> "PortRange":
         if not PORT_MIN <= first <= last <= PORT_MAX:
             raise ValueError(f"invalid port range {first}-{last}")
         return super().__new__(cls, first, last)
 
     @classmethod
-    def single(cls, port: int) -> PortRange:
+    def single(cls, port: int) -> "PortRange":
         return cls(port, port)
 
     @property
@@ -76,7 +75,7 @@ class PortRange(_Ports):
     def is_single(self) -> bool:
         return self.first == self.last
 
-    def overlaps(self, other: PortRange) -> bool:
+    def overlaps(self, other: "PortRange") -> bool:
         return self.first <= other.last and other.first <= self.last
 
     def __str__(self) -> str:
@@ -100,7 +99,7 @@ class Redirect(_Redirect):
 
     __slots__ = ()
 
-    def __new__(cls, proto: Proto, from_ports: PortRange, to_ports: PortRange) -> Redirect:
+    def __new__(cls, proto: Proto, from_ports: PortRange, to_ports: PortRange) -> "Redirect":
         if not to_ports.is_single and to_ports.size != from_ports.size:
             raise ValueError("a target range must have the length of the source range")
         return super().__new__(cls, proto, from_ports, to_ports)

@@ -1,7 +1,6 @@
 """Bind a plan to the namespace: which IP families really get rules. Pure."""
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -18,8 +17,7 @@ class FamilyUnavailableError(PodnatError):
     exit_code = ExitCode.BACKEND
 
 
-# A named tuple, not a dataclass: those cost an init container ~2 ms a class
-# plus ~20 ms to import dataclasses (measured on the runtime venv).
+# A named tuple, not a dataclass (see helper/__init__.py).
 class Resolution(NamedTuple):
     resolved: ResolvedPlan
     warnings: tuple[str, ...] = ()

@@ -6,8 +6,7 @@ The text form is iptables-save's, so it reads like the `iptables -t nat -A …`
 command it replaces, and `verify` can diff it against what the kernel holds.
 """
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 from collections.abc import Iterable
 from typing import NamedTuple
 

@@ -1,7 +1,6 @@
 """`--source auto|api|file`: which annotation source, and why (logged)."""
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 import argparse
 import os
 from pathlib import Path
@@ -50,8 +49,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-# A named tuple, not a dataclass: those cost an init container ~2 ms a class
-# plus ~20 ms to import dataclasses (measured on the runtime venv).
+# A named tuple, not a dataclass (see helper/__init__.py).
 class Selected(NamedTuple):
     source: AnnotationSource
     why: str
@@ -92,7 +90,7 @@ class ApiOrFile:
     log says what the binding lacks.
     """
 
-    def __init__(self, api: KubeApiSource, file: DownwardFileSource) -> None:
+    def __init__(self, api: "KubeApiSource", file: DownwardFileSource) -> None:
         self.api, self.file = api, file
         self.fell_back = False
 

@@ -34,12 +34,22 @@ NOT_FOR_APPLY = (
 # worker's subprocess brings threading; the CLI's exit does without it).
 NOT_FOR_NFT = ("iptc", "helper.backends.xtables.worker", "helper.render.iptables", "threading")
 
+# compile() (typing compiles string annotations) builds the AST module's state the
+# first time it runs (see helper/__init__.py): the probe counts the calls.
 _PROBE = """
-import json, sys
+import builtins, json, sys
+compiled = []
+real_compile = builtins.compile
+def counting_compile(source, filename, mode, *args, **kwargs):
+    if mode != "exec":  # "exec": the import system compiling a module without bytecode
+        compiled.append(repr(source)[:80])
+    return real_compile(source, filename, mode, *args, **kwargs)
+builtins.compile = counting_compile
 before = set(sys.modules)
 from helper import cli
 code = cli.main(sys.argv[1:])
-print(json.dumps({"code": code, "new": sorted(set(sys.modules) - before)}))
+new = sorted(set(sys.modules) - before)
+print(json.dumps({"code": code, "new": new, "compiled": compiled}))
 """
 
 
@@ -57,6 +67,7 @@ def imported_by_apply(lab: Lab, tmp_path: Path, backend: str) -> list[str]:
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["code"] == 0, done.stderr
+    assert result["compiled"] == []  # a named tuple's string annotation, typically
     modules: list[str] = result["new"]
     return modules
 

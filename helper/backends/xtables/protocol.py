@@ -6,8 +6,7 @@ crosses as a `Failure` (kind, errno, message), never as bare text. Defined here,
 not in the worker's module, because the worker runs as `__main__`.
 """
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 import pickle
 from enum import Enum
 from typing import Any, NamedTuple
