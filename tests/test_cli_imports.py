@@ -45,3 +45,19 @@ def test_importing_the_cli_loads_no_other_command_and_no_heavy_convenience() -> 
     heavy = [m for m in modules if any(m == r or m.startswith(r + ".") for r in NEVER_AT_IMPORT)]
     assert heavy == []
     assert result["compiled"] == []  # a named tuple's string annotation, typically
+
+
+def test_the_api_source_speaks_https_without_http_client() -> None:
+    # http.client brings the email package, ~18 ms of an API-path start.
+    probe = (
+        "import json, sys\n"
+        "before = set(sys.modules)\n"
+        "import helper.sources.kube_api\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    modules: list[str] = json.loads(done.stdout)
+    assert "ssl" in modules
+    assert [m for m in modules if m.split(".")[0] in ("http", "email", "logging")] == []

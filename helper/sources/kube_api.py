@@ -13,7 +13,6 @@ backoff and full jitter until the deadline; 401/403/404 fail at once with the fi
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import os
 import ssl
@@ -24,6 +23,7 @@ from typing import Any, NamedTuple
 
 from helper.log import Logger
 from helper.sources.base import SERVICE_ACCOUNT_DIR, AccessDeniedError, SourceError
+from helper.sources.https import HttpsConnection
 
 _RETRYABLE = {429, 500, 502, 503, 504}
 _WARMUP_S = 10.0  # how long 401/403 are retried once a down server answers again
@@ -132,7 +132,7 @@ class KubeApiSource:
         if url.scheme != "https" or not url.hostname:
             raise SourceError(f"the API server must be an https URL, not {connection.server!r}")
         self._host, self._port = url.hostname, url.port or 443
-        self._http: http.client.HTTPSConnection | None = None
+        self._http: HttpsConnection | None = None
 
     def describe(self) -> str:
         return (
@@ -207,7 +207,7 @@ class KubeApiSource:
             attempt += 1
             try:
                 status, reply = self._once(method, path, body)
-            except (OSError, ssl.SSLError, http.client.HTTPException) as err:
+            except OSError as err:  # refused, reset, timeout, TLS, a reply not HTTP/1.1
                 self._drop_connection()  # refused, reset, timeout: reconnect next time
                 unreachable = True
                 status, reply, problem = 0, {}, str(err) or type(err).__name__
@@ -239,22 +239,18 @@ class KubeApiSource:
     ) -> tuple[int, dict[str, Any]]:
         """One request on a kept-alive connection: the GET and the Event share a handshake."""
         if self._http is None:
-            self._http = http.client.HTTPSConnection(
-                self._host, self._port, context=self.connection.context, timeout=5
-            )
+            self._http = HttpsConnection(self._host, self._port, self.connection.context, 5)
         headers = {"Accept": "application/json", **self.connection.headers}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        self._http.request(method, path, body=data, headers=headers)
-        response = self._http.getresponse()
-        raw = response.read()
+        status, raw = self._http.request(method, path, headers, data)
         try:
             parsed = json.loads(raw) if raw else {}
         except ValueError:
             parsed = {"message": raw[:200].decode(errors="replace")}
-        return response.status, parsed if isinstance(parsed, dict) else {}
+        return status, parsed if isinstance(parsed, dict) else {}
 
     def _drop_connection(self) -> None:
         if self._http is not None:
