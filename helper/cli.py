@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from helper import engine, report
@@ -18,6 +17,7 @@ from helper.plan.model import RedirectPlan
 from helper.plan.parse import InvalidPlanError
 from helper.sources.base import EventSink, SourceError
 from helper.sources.select import Selected, add_source_arguments, select_source
+from helper.system import StrPath
 from helper.system.netns_lock import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
@@ -52,7 +52,10 @@ def _command(args: argparse.Namespace, log: Logger) -> int:
             from helper.admission.server import Limits, serve  # noqa: PLC0415 - only this command serves
 
             limits = Limits(args.header_timeout, args.body_timeout, args.idle_timeout)
-            serve(_inject_config(args), args.host, args.port, args.cert, args.key, limits=limits)
+            from pathlib import Path  # noqa: PLC0415 - not on the apply path (helper.system)
+
+            cert, key = Path(args.cert), Path(args.key)
+            serve(_inject_config(args), args.host, args.port, cert, key, limits=limits)
             outcome = engine.Outcome("webhook stopped")
         else:
             selected = select_source(args)
@@ -77,7 +80,7 @@ def _command(args: argparse.Namespace, log: Logger) -> int:
     return _finish(outcome, log, termination_log)
 
 
-def _finish(outcome: engine.Outcome, log: Logger, termination_log: Path | None) -> int:
+def _finish(outcome: engine.Outcome, log: Logger, termination_log: StrPath | None) -> int:
     if outcome.output:
         print(outcome.output, end="")  # noqa: T201 - the dry-run's ruleset, verify's diff
     if outcome.exit_code == ExitCode.OK:
@@ -120,7 +123,11 @@ def _inject(args: argparse.Namespace, log: Logger) -> engine.Outcome:
 
     where = "stdin" if args.filename == "-" else args.filename
     try:
-        raw = sys.stdin.buffer.read() if args.filename == "-" else Path(args.filename).read_bytes()
+        if args.filename == "-":
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(args.filename, "rb") as file:
+                raw = file.read()
         text = raw.decode("utf-8")
     except OSError as err:
         raise SourceError(f"{where}: {err.strerror}") from err
@@ -209,7 +216,6 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--termination-log",
-        type=Path,
         default=None,
         help="also write the final message here (default: /dev/termination-log if writable)",
     )
@@ -219,13 +225,11 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     kernel.add_argument("--backend", choices=engine.BACKEND_CHOICES, default="auto")
     kernel.add_argument(
         "--netns",
-        type=Path,
         default=None,
         help="enter this network namespace first (default: the current one)",
     )
     kernel.add_argument(
         "--lock-file",
-        type=Path,
         default=None,
         help="xtables lock (default $XTABLES_LOCKFILE or /run/xtables.lock)",
     )
@@ -299,8 +303,8 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         webhook = sub.add_parser(
             "webhook", parents=[common, injected], help="serve the mutating admission webhook"
         )
-        webhook.add_argument("--cert", type=Path, required=True, help="TLS certificate (PEM)")
-        webhook.add_argument("--key", type=Path, required=True, help="TLS private key (PEM)")
+        webhook.add_argument("--cert", required=True, help="TLS certificate (PEM)")
+        webhook.add_argument("--key", required=True, help="TLS private key (PEM)")
         webhook.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a pod's server
         webhook.add_argument("--port", type=int, default=8443)
         for name, default, what in (

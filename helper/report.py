@@ -7,15 +7,15 @@ import os
 import sys
 import time
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from helper.log import Logger, Record, to_stderr
+from helper.system import StrPath
 
 if TYPE_CHECKING:
     import logging
 
-DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
+DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 LOGGER = "podnat"
 _log = Logger(LOGGER)
 
@@ -69,7 +69,8 @@ def setup_logging(fmt: str, level: str) -> logging.Logger:
 def since_process_start_ms() -> float | None:
     """Milliseconds since this process was exec'd (the kernel's start time, 10 ms ticks)."""
     try:
-        stat = Path("/proc/self/stat").read_bytes()
+        with open("/proc/self/stat", "rb") as file:
+            stat = file.read()
         # Field 22, counted after the command name (which may hold spaces).
         start_ticks = int(stat.rsplit(b")", 1)[1].split()[19])
     except (OSError, IndexError, ValueError):
@@ -78,19 +79,20 @@ def since_process_start_ms() -> float | None:
     return round((time.clock_gettime(time.CLOCK_BOOTTIME) - started) * 1000, 1)
 
 
-def termination_log_path(explicit: Path | None) -> Path | None:
+def termination_log_path(explicit: StrPath | None) -> StrPath | None:
     """The explicit path, else /dev/termination-log when it exists and is writable."""
     if explicit is not None:
         return explicit
-    if DEFAULT_TERMINATION_LOG.exists() and os.access(DEFAULT_TERMINATION_LOG, os.W_OK):
+    if os.path.exists(DEFAULT_TERMINATION_LOG) and os.access(DEFAULT_TERMINATION_LOG, os.W_OK):
         return DEFAULT_TERMINATION_LOG
     return None
 
 
-def write_termination_log(path: Path | None, message: str) -> None:
+def write_termination_log(path: StrPath | None, message: str) -> None:
     if path is None:
         return
     try:
-        path.write_text(message.rstrip("\n")[:4000] + "\n", encoding="utf-8")
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(message.rstrip("\n")[:4000] + "\n")
     except OSError as err:
         _log.warning("cannot write termination log %s: %s", path, err)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TypeVar
 
 from helper.backends.base import BackendError, NatRules, Probe
@@ -21,6 +20,7 @@ from helper.backends.neighbours import Neighbours
 from helper.host.base import Session, Target
 from helper.plan.model import Family
 from helper.render.rulesets import Ruleset
+from helper.system import StrPath
 from helper.system.netns import NetnsError
 
 T = TypeVar("T")
@@ -91,18 +91,18 @@ class FakeHost:
 
     def __init__(
         self,
-        namespaces: Mapping[Path | None, tuple[FakeBackend, ...]],
+        namespaces: Mapping[StrPath | None, tuple[FakeBackend, ...]],
         global_families: frozenset[Family] = BOTH,
     ) -> None:
         self.namespaces = dict(namespaces)
         self.global_families = global_families
-        self.entered: list[Path | None] = []  # every run(), in order
-        self.sessions: list[tuple[Path | None, bool]] = []  # (netns, shared) per session
+        self.entered: list[StrPath | None] = []  # every run(), in order
+        self.sessions: list[tuple[StrPath | None, bool]] = []  # (netns, shared) per session
         self.open_sessions = 0
         self._guard = threading.Lock()
         self._locks = {path: threading.Lock() for path in self.namespaces}
 
-    def run(self, netns: Path | None, work: Callable[[], T]) -> T:
+    def run(self, netns: StrPath | None, work: Callable[[], T]) -> T:
         with self._guard:
             self.entered.append(netns)
         if netns not in self.namespaces:

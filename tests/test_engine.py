@@ -22,6 +22,7 @@ from helper.plan.parse import InvalidPlanError, parse_plan
 from helper.plan.resolve import resolve
 from helper.render import nft, rulesets
 from helper.render.rulesets import NftRuleset, XtRulesets
+from helper.system import StrPath
 from helper.system.netns import NetnsError
 from helper.testing import BOTH, STALE, FakeBackend, FakeHost
 from tests.cases import F, R
@@ -257,7 +258,7 @@ def test_cleanup_removes_from_every_backend_or_only_the_named_one() -> None:
 
 
 def test_several_namespaces_from_several_threads_each_get_their_own_plan() -> None:
-    pods: dict[Path | None, tuple[FakeBackend, ...]] = {
+    pods: dict[StrPath | None, tuple[FakeBackend, ...]] = {
         POD_A: backends(),
         POD_B: backends(own=True),
     }

@@ -9,10 +9,12 @@ on the apply path"). `helper.plan_json` gives the plan its JSON form.
 
 # Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 import enum
-import ipaddress
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+if TYPE_CHECKING:  # ipaddress is imported only where sources are parsed or rendered
+    import ipaddress
+
+    IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 PORT_MIN = 1
 PORT_MAX = 65535
@@ -124,7 +126,7 @@ class RedirectPlan(NamedTuple):
     """
 
     redirects: tuple[Redirect, ...]
-    sources: tuple[IPNetwork, ...] | None = None
+    sources: tuple["IPNetwork", ...] | None = None  # quoted inside: no compile()
     local: bool = False
     families: FamilyMode = FamilyMode.AUTO
 
@@ -132,7 +134,7 @@ class RedirectPlan(NamedTuple):
     def is_empty(self) -> bool:
         return not self.redirects
 
-    def sources_for(self, family: Family) -> tuple[IPNetwork, ...] | None:
+    def sources_for(self, family: Family) -> "tuple[IPNetwork, ...] | None":
         if self.sources is None:
             return None
         version = 4 if family is Family.IPV4 else 6
@@ -162,5 +164,5 @@ class ResolvedPlan(NamedTuple):
     def local(self) -> bool:
         return self.plan.local
 
-    def sources_for(self, family: Family) -> tuple[IPNetwork, ...] | None:
+    def sources_for(self, family: Family) -> "tuple[IPNetwork, ...] | None":
         return self.plan.sources_for(family)

@@ -8,9 +8,12 @@ command it replaces, and `verify` can diff it against what the kernel holds.
 
 # Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from helper.plan.model import Family, IPNetwork, Redirect, RedirectKind, ResolvedPlan
+from helper.plan.model import Family, Redirect, RedirectKind, ResolvedPlan
+
+if TYPE_CHECKING:
+    from helper.plan.model import IPNetwork
 
 PREROUTING_CHAIN = "PODNAT-PREROUTING"
 OUTPUT_CHAIN = "PODNAT-OUTPUT"

@@ -18,12 +18,12 @@ import os
 import ssl
 import time
 import urllib.parse
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from helper.log import Logger
 from helper.sources.base import SERVICE_ACCOUNT_DIR, AccessDeniedError, SourceError
 from helper.sources.https import HttpsConnection
+from helper.system import StrPath
 
 _RETRYABLE = {429, 500, 502, 503, 504}
 _WARMUP_S = 10.0  # how long 401/403 are retried once a down server answers again
@@ -71,14 +71,15 @@ class Connection:
         self.account = account
 
     @classmethod
-    def in_cluster(cls, directory: Path = SERVICE_ACCOUNT_DIR) -> Connection:
+    def in_cluster(cls, directory: StrPath = SERVICE_ACCOUNT_DIR) -> Connection:
         host = os.environ.get("KUBERNETES_SERVICE_HOST")
         port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
         if not host:
             raise SourceError("KUBERNETES_SERVICE_HOST is not set: not running in a pod?")
         try:
-            token = (directory / "token").read_text().strip()
-            context = ssl.create_default_context(cafile=str(directory / "ca.crt"))
+            with open(os.path.join(directory, "token"), encoding="utf-8") as file:
+                token = file.read().strip()
+            context = ssl.create_default_context(cafile=os.path.join(directory, "ca.crt"))
         except (OSError, ssl.SSLError) as err:
             raise SourceError(f"service account files in {directory}: {err}") from err
         server = f"https://{host}:{port}" if ":" not in host else f"https://[{host}]:{port}"

@@ -31,8 +31,12 @@ NOT_FOR_APPLY = (
     *("logging", "dataclasses", "inspect"),
 )
 # ... and with nft chosen, nothing of iptables-legacy's beyond a look at /proc (the
-# worker's subprocess brings threading; the CLI's exit does without it).
-NOT_FOR_NFT = ("iptc", "helper.backends.xtables.worker", "helper.render.iptables", "threading")
+# worker's subprocess brings threading, python-iptables' loader pathlib), nor ipaddress
+# (only a plan with sources needs it).
+NOT_FOR_NFT = (
+    *("iptc", "helper.backends.xtables.worker", "helper.render.iptables", "threading"),
+    *("pathlib", "urllib", "ipaddress"),
+)
 
 # compile() (typing compiles string annotations) builds the AST module's state the
 # first time it runs (see helper/__init__.py): the probe counts the calls.
@@ -56,8 +60,21 @@ print(json.dumps({"code": code, "new": new, "compiled": compiled}))
 def imported_by_apply(lab: Lab, tmp_path: Path, backend: str) -> list[str]:
     annotations = downward_file({R: "4321:1234"}, tmp_path)
     argv = ["apply", "--annotations-file", str(annotations), "--netns", str(lab.pod.path)]
+    # nft needs no third-party package: -S (no site), so nothing the dev venv's import
+    # hooks load hides from the probe; python-iptables is in the venv's site-packages.
+    flags = ["-S"] if backend != "iptables-legacy" else []
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, *argv, "--backend", backend, "--log-level", "warning"],
+        [
+            sys.executable,
+            *flags,
+            "-c",
+            _PROBE,
+            *argv,
+            "--backend",
+            backend,
+            "--log-level",
+            "warning",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
