@@ -49,11 +49,11 @@ def _command(args: argparse.Namespace, log: Logger) -> int:
 
             return run(args)
         elif args.command == "webhook":
+            from pathlib import Path  # noqa: PLC0415 - not on the apply path (helper.system)
+
             from helper.admission.server import Limits, serve  # noqa: PLC0415 - only this command serves
 
             limits = Limits(args.header_timeout, args.body_timeout, args.idle_timeout)
-            from pathlib import Path  # noqa: PLC0415 - not on the apply path (helper.system)
-
             cert, key = Path(args.cert), Path(args.key)
             serve(_inject_config(args), args.host, args.port, cert, key, limits=limits)
             outcome = engine.Outcome("webhook stopped")
