@@ -27,6 +27,9 @@ class Probe(NamedTuple):
     usable: bool
     reason: str
     nat_families: frozenset[Family] = frozenset()
+    # Nothing written yet: the caller's apply is the write that proves the backend, and
+    # a refused apply is probed again for real (helper.engine).
+    deferred: bool = False
 
 
 class NatRules(NamedTuple):
@@ -48,10 +51,14 @@ class Backend(Protocol):
         """Other tools' nat redirects on prerouting/output here, bounded (no writes)."""
         ...
 
-    def probe(self, families: Collection[Family] | None = None) -> Probe:
+    def probe(self, families: Collection[Family] | None = None, *, defer: bool = False) -> Probe:
         """Write into the nat table (leaving nothing behind) to prove the backend works:
         for `families` at least (None: every family). A family left unproven is not in
-        `nat_families`: the operation at hand cannot use it anyway."""
+        `nat_families`: the operation at hand cannot use it anyway.
+
+        `defer`: the caller applies next, and probes again if that apply is refused. A
+        backend whose apply proves all the probe would may then answer without writing
+        (`Probe.deferred`)."""
         ...
 
     def apply(self, ruleset: Ruleset) -> str:

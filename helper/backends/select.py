@@ -10,7 +10,7 @@ Rule (`--backend auto`):
 """
 
 # Annotations evaluated at import, no __future__ import: see helper/__init__.py.
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
 from helper.backends.base import Backend, BackendError, Probe
@@ -63,14 +63,26 @@ class Selection(NamedTuple):
 
 
 def select(
-    backends: Sequence[Backend], requested: str, families: Collection[Family] | None = None
+    backends: Sequence[Backend],
+    requested: str,
+    families: Collection[Family] | None = None,
+    *,
+    defer: bool = False,
+    probed: Mapping[str, Probe] | None = None,
 ) -> Selection:
     """Probe and pick. `backends` in preference order: nft first. `families`: the ones
-    the operation can use (None: every family); probes need prove no other."""
+    the operation can use (None: every family); probes need prove no other. `defer`:
+    passed to each probe (the caller applies next). `probed`: probes already made, by
+    backend name, used instead of probing again."""
     by_name = {b.name: b for b in backends}
+    known = probed or {}
+
+    def probe_of(backend: Backend) -> Probe:
+        return known.get(backend.name) or backend.probe(families, defer=defer)
+
     if requested != "auto":
         backend = by_name[requested]
-        probe = backend.probe(families)
+        probe = probe_of(backend)
         if not probe.usable:
             raise BackendError(f"{backend.name}: {probe.reason}")
         others = tuple(b for b in backends if b is not backend)
@@ -88,7 +100,7 @@ def select(
         if preferred_works and not (holds_own or holds_foreign):
             probe = Probe(False, NOT_PROBED)
         else:
-            probe = backend.probe(families)
+            probe = probe_of(backend)
         observations.append(Observation(backend.name, probe, holds_own, holds_foreign))
     choice = choose(observations)
     chosen = next(o for o in observations if o.name == choice.name)

@@ -96,7 +96,9 @@ class IptablesLegacyBackend:
                 out.append(family)
         return out
 
-    def probe(self, families: Collection[Family] | None = None) -> Probe:
+    def probe(self, families: Collection[Family] | None = None, *, defer: bool = False) -> Probe:
+        # Always a real write (`defer` aside): an apply stages every family before any
+        # commits, so a refusal there could not tell an unusable backend from a bad ruleset.
         # Only the families asked for: an unused one costs a worker process (a whole
         # interpreter and python-iptables, ~60 ms) in a single-stack pod.
         asked = [f for f in _FAMILIES if families is None or f in families]
