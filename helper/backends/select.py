@@ -78,7 +78,9 @@ def select(
     known = probed or {}
 
     def probe_of(backend: Backend) -> Probe:
-        return known.get(backend.name) or backend.probe(families, defer=defer)
+        if backend.name in known:
+            return known[backend.name]
+        return backend.probe(families, defer=defer)
 
     if requested != "auto":
         backend = by_name[requested]
