@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import select
 import shutil
 import subprocess
@@ -157,3 +158,42 @@ def test_an_nft_apply_is_one_kernel_transaction_with_no_probe_table(lab: Lab) ->
 def test_a_dry_run_still_probes_nft_for_real(lab: Lab) -> None:
     events = tables_changed_by(lab, lambda: podnat(lab.pod, "apply", RULE, "--dry-run"))
     assert [e for e in events if "podnat_probe" in e], events
+
+
+@pytest.mark.parametrize("table", ["other_nat", "xxx-2", "other nat"])
+def test_other_tools_nft_tables_are_read_whatever_their_names(lab: Lab, table: str) -> None:
+    # Listed one by one (podnat's own table is never printed), or, where nft's syntax
+    # would need the name quoted (only netlink or JSON makes such a name), in one
+    # listing of the whole ruleset.
+    redirect = [
+        {
+            "match": {
+                "op": "==",
+                "left": {"payload": {"protocol": "tcp", "field": "dport"}},
+                "right": 4321,
+            }
+        },
+        {"redirect": {"port": 8080}},
+    ]
+    where = {"family": "ip", "table": table}
+    commands = [
+        {"add": {"table": {"family": "ip", "name": table}}},
+        {
+            "add": {
+                "chain": {
+                    **where,
+                    "name": "pre",
+                    "type": "nat",
+                    "hook": "prerouting",
+                    "prio": -100,
+                    "policy": "accept",
+                }
+            }
+        },
+        {"add": {"rule": {**where, "chain": "pre", "expr": redirect}}},
+    ]
+    lab.pod.run("nft", "-j", "-f", "-", stdin=json.dumps({"nftables": commands}))
+    result = podnat(lab.pod, "apply", RULE)
+    assert result.code == 0, result.stderr
+    assert "backend nft: nft already holds this netns's other nat rules" in result.stderr
+    assert f"table ip {table} chain pre" in result.stderr  # its redirect of 4321, found
