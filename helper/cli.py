@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from helper import engine, report
 from helper.errors import ExitCode, PodnatError, exit_codes_help
 from helper.host.base import Target
 from helper.host.kernel import KernelHost
+from helper.log import Logger
 from helper.plan.model import RedirectPlan
 from helper.plan.parse import InvalidPlanError
 from helper.sources.base import EventSink, SourceError
 from helper.sources.select import Selected, add_source_arguments, select_source
+from helper.system import StrPath
 from helper.system.netns_lock import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
@@ -30,7 +29,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _exit_now(main(sys.argv[1:]))
     argv = list(argv)
     args = _parser(argv).parse_args(argv)
-    log = report.setup_logging(args.log_format, args.log_level)
+    if args.command in ("agent", "webhook"):  # long-lived: the standard logging module
+        report.setup_logging(args.log_format, args.log_level)
+        return _command(args, Logger())
+    with report.log_to_stderr(args.log_format, args.log_level):
+        return _command(args, Logger())
+
+
+def _command(args: argparse.Namespace, log: Logger) -> int:
     termination_log = report.termination_log_path(args.termination_log)
     events: EventSink | None = None
     try:
@@ -43,10 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run(args)
         elif args.command == "webhook":
+            from pathlib import Path  # noqa: PLC0415 - not on the apply path (helper.system)
+
             from helper.admission.server import Limits, serve  # noqa: PLC0415 - only this command serves
 
             limits = Limits(args.header_timeout, args.body_timeout, args.idle_timeout)
-            serve(_inject_config(args), args.host, args.port, args.cert, args.key, limits=limits)
+            cert, key = Path(args.cert), Path(args.key)
+            serve(_inject_config(args), args.host, args.port, cert, key, limits=limits)
             outcome = engine.Outcome("webhook stopped")
         else:
             selected = select_source(args)
@@ -71,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _finish(outcome, log, termination_log)
 
 
-def _finish(outcome: engine.Outcome, log: logging.Logger, termination_log: Path | None) -> int:
+def _finish(outcome: engine.Outcome, log: Logger, termination_log: StrPath | None) -> int:
     if outcome.output:
         print(outcome.output, end="")  # noqa: T201 - the dry-run's ruleset, verify's diff
     if outcome.exit_code == ExitCode.OK:
@@ -83,7 +92,7 @@ def _finish(outcome: engine.Outcome, log: logging.Logger, termination_log: Path 
     return outcome.exit_code
 
 
-def _run(args: argparse.Namespace, selected: Selected, log: logging.Logger) -> engine.Outcome:
+def _run(args: argparse.Namespace, selected: Selected, log: Logger) -> engine.Outcome:
     # Annotations are read, and Events posted, from the namespace podnat started in;
     # only the rules are made inside --netns.
     where = f"{selected.source.describe()} ({selected.why})"
@@ -108,13 +117,17 @@ def _target(args: argparse.Namespace) -> Target:
     return Target(args.netns, args.backend, args.lock_file, args.lock_timeout)
 
 
-def _inject(args: argparse.Namespace, log: logging.Logger) -> engine.Outcome:
+def _inject(args: argparse.Namespace, log: Logger) -> engine.Outcome:
     # ruamel.yaml (tens of ms to import) comes with these: never on the apply path.
     from helper.admission.inject_stream import Refused, inject_stream  # noqa: PLC0415
 
     where = "stdin" if args.filename == "-" else args.filename
     try:
-        raw = sys.stdin.buffer.read() if args.filename == "-" else Path(args.filename).read_bytes()
+        if args.filename == "-":
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(args.filename, "rb") as file:
+                raw = file.read()
         text = raw.decode("utf-8")
     except OSError as err:
         raise SourceError(f"{where}: {err.strerror}") from err
@@ -203,7 +216,6 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--termination-log",
-        type=Path,
         default=None,
         help="also write the final message here (default: /dev/termination-log if writable)",
     )
@@ -213,13 +225,11 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     kernel.add_argument("--backend", choices=engine.BACKEND_CHOICES, default="auto")
     kernel.add_argument(
         "--netns",
-        type=Path,
         default=None,
         help="enter this network namespace first (default: the current one)",
     )
     kernel.add_argument(
         "--lock-file",
-        type=Path,
         default=None,
         help="xtables lock (default $XTABLES_LOCKFILE or /run/xtables.lock)",
     )
@@ -293,8 +303,8 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         webhook = sub.add_parser(
             "webhook", parents=[common, injected], help="serve the mutating admission webhook"
         )
-        webhook.add_argument("--cert", type=Path, required=True, help="TLS certificate (PEM)")
-        webhook.add_argument("--key", type=Path, required=True, help="TLS private key (PEM)")
+        webhook.add_argument("--cert", required=True, help="TLS certificate (PEM)")
+        webhook.add_argument("--key", required=True, help="TLS private key (PEM)")
         webhook.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a pod's server
         webhook.add_argument("--port", type=int, default=8443)
         for name, default, what in (
@@ -345,7 +355,10 @@ def _exit_now(code: int) -> NoReturn:
     What teardown would still do here is flush stdout and stderr; with another
     thread still running (or a flush failing) the interpreter exits as usual.
     """
-    if threading.active_count() == 1:
+    # Threads are started through `threading`: not imported, no other thread (and
+    # the apply path spares its import, ~2 ms).
+    threading = sys.modules.get("threading")
+    if threading is None or threading.active_count() == 1:
         try:
             for stream in (sys.stdout, sys.stderr):
                 if stream is not None:  # None: started with that descriptor closed

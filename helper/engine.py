@@ -6,17 +6,16 @@ operations and prints nothing: what a command shows (the dry-run's ruleset,
 verify's diff) comes back in the `Outcome`; the CLI and `report` show it.
 """
 
-from __future__ import annotations
-
-import logging
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from helper.backends.base import Backend, BackendError
+from helper.backends.base import Backend, BackendError, Probe
 from helper.backends.neighbours import Findings, Neighbours, judge
 from helper.backends.select import Selection, select
 from helper.errors import ExitCode
 from helper.host.base import Host, Target
+from helper.log import Logger
 from helper.plan.model import Family, RedirectPlan, ResolvedPlan
 from helper.plan.parse import parse_plan
 from helper.plan.resolve import ALL_FAMILIES, resolve
@@ -24,11 +23,11 @@ from helper.render import rulesets
 from helper.sources.base import AnnotationSource
 
 BACKEND_CHOICES = ("auto", rulesets.NFT, rulesets.IPTABLES_LEGACY)
-_log = logging.getLogger("podnat")
+_log = Logger()
 
 
-@dataclass(frozen=True)
-class Outcome:
+# A named tuple, not a dataclass (see helper/__init__.py).
+class Outcome(NamedTuple):
     """What to tell the user at the end: a one-line summary, the exit code, and what
     the command shows on stdout (a dry-run's ruleset, verify's diff), if anything."""
 
@@ -71,17 +70,37 @@ class Engine:
     def _apply(self, plan: RedirectPlan, target: Target, dry_run: bool) -> Outcome:
         with self._host.session(target, shared=False) as session:
             present = session.global_families()
-            selection = select(session.backends, target.backend, _usable_families(plan, present))
-            backend = selection.backend
-            _log.info("backend %s: %s", backend.name, selection.reason)
-            resolved = _resolve_here(plan, selection, present)
-            ruleset = rulesets.render(backend.name, resolved)
-            if dry_run:
-                return Outcome(
-                    f"dry run: {backend.name} ruleset printed, nothing changed",
-                    output=ruleset.text,
+            usable = _usable_families(plan, present)
+            # An apply proves a backend as its probe would, so a backend may leave its
+            # probe to the apply (nft: one kernel transaction instead of two). Not for a
+            # dry run, which writes nothing, nor an empty plan (no nat chain to write).
+            defer = not dry_run and not plan.is_empty
+            probed: dict[str, Probe] = {}  # backends found unusable once their apply failed
+            while True:
+                selection = select(
+                    session.backends, target.backend, usable, defer=defer, probed=probed
                 )
-            listing = backend.apply(ruleset)
+                backend = selection.backend
+                _log.info("backend %s: %s", backend.name, selection.reason)
+                resolved = _resolve_here(plan, selection, present)
+                ruleset = rulesets.render(backend.name, resolved)
+                if dry_run:
+                    return Outcome(
+                        f"dry run: {backend.name} ruleset printed, nothing changed",
+                        output=ruleset.text,
+                    )
+                try:
+                    listing = backend.apply(ruleset)
+                    break
+                except BackendError:
+                    if not selection.probe.deferred:
+                        raise
+                    # Refused, nothing changed: an unusable backend, or this ruleset?
+                    probe = backend.probe(usable)
+                    if probe.usable:
+                        raise
+                    _log.info("%s is unusable after all: choosing again", backend.name)
+                    probed[backend.name] = probe
             _log.info("installed ruleset (%s)", backend.name, extra={"ruleset": listing})
             for other in selection.others:
                 if other.cleanup():

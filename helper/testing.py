@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TypeVar
 
 from helper.backends.base import BackendError, NatRules, Probe
@@ -21,6 +20,7 @@ from helper.backends.neighbours import Neighbours
 from helper.host.base import Session, Target
 from helper.plan.model import Family
 from helper.render.rulesets import Ruleset
+from helper.system import StrPath
 from helper.system.netns import NetnsError
 
 T = TypeVar("T")
@@ -39,15 +39,18 @@ class FakeBackend:
         families: frozenset[Family] = BOTH,
         fail_commits: Iterable[int] = (),
         neighbours: Neighbours | None = None,
+        defers_probe: bool = False,
     ) -> None:
         """`own`: podnat's rules from an earlier apply are there; `foreign`: another
         tool keeps nat rules here; `fail_commits`: the numbers (1 = first) of the
-        apply calls whose commit is refused."""
+        apply calls whose commit is refused; `defers_probe`: asked to, it answers a
+        probe without writing (as nft does), and an unusable one refuses applies."""
         self.name = name
         self.usable = usable
         self.foreign = foreign
         self.families = families
         self.fail_commits = frozenset(fail_commits)
+        self.defers_probe = defers_probe
         self.held = STALE if own else ""  # podnat's rules, as listing() shows them
         self.applied: list[Ruleset] = []  # every ruleset apply() was given, in order
         self.probes = 0
@@ -62,7 +65,9 @@ class FakeBackend:
     def neighbours(self) -> Neighbours:
         return self.found
 
-    def probe(self, families: Collection[Family] | None = None) -> Probe:
+    def probe(self, families: Collection[Family] | None = None, *, defer: bool = False) -> Probe:
+        if defer and self.defers_probe:
+            return Probe(True, "a fake probe deferred to the apply", self.families, deferred=True)
         self.probes += 1
         self.probed_families.append(families)
         if not self.usable:
@@ -71,6 +76,8 @@ class FakeBackend:
 
     def apply(self, ruleset: Ruleset) -> str:
         self.applied.append(ruleset)
+        if not self.usable:
+            raise BackendError(f"{self.name}: unusable (fake), nothing changed")
         if len(self.applied) in self.fail_commits:
             raise BackendError(
                 f"{self.name}: commit {len(self.applied)} refused (fake), nothing changed"
@@ -91,18 +98,18 @@ class FakeHost:
 
     def __init__(
         self,
-        namespaces: Mapping[Path | None, tuple[FakeBackend, ...]],
+        namespaces: Mapping[StrPath | None, tuple[FakeBackend, ...]],
         global_families: frozenset[Family] = BOTH,
     ) -> None:
         self.namespaces = dict(namespaces)
         self.global_families = global_families
-        self.entered: list[Path | None] = []  # every run(), in order
-        self.sessions: list[tuple[Path | None, bool]] = []  # (netns, shared) per session
+        self.entered: list[StrPath | None] = []  # every run(), in order
+        self.sessions: list[tuple[StrPath | None, bool]] = []  # (netns, shared) per session
         self.open_sessions = 0
         self._guard = threading.Lock()
         self._locks = {path: threading.Lock() for path in self.namespaces}
 
-    def run(self, netns: Path | None, work: Callable[[], T]) -> T:
+    def run(self, netns: StrPath | None, work: Callable[[], T]) -> T:
         with self._guard:
             self.entered.append(netns)
         if netns not in self.namespaces:

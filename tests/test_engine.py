@@ -22,6 +22,7 @@ from helper.plan.parse import InvalidPlanError, parse_plan
 from helper.plan.resolve import resolve
 from helper.render import nft, rulesets
 from helper.render.rulesets import NftRuleset, XtRulesets
+from helper.system import StrPath
 from helper.system.netns import NetnsError
 from helper.testing import BOTH, STALE, FakeBackend, FakeHost
 from tests.cases import F, R
@@ -123,6 +124,59 @@ def test_stale_rules_in_the_other_backend_go_after_a_successful_apply(
     )
     assert legacy.held == ""
     assert "removed stale podnat rules from the iptables-legacy backend" in caplog.messages
+
+
+# a probe left to the apply (nft's: one kernel transaction, not two)
+
+
+def test_a_deferring_backend_is_proven_by_its_apply_without_a_probe_write() -> None:
+    fake_nft = FakeBackend("nft", defers_probe=True)
+    legacy = FakeBackend("iptables-legacy")
+    engine, _ = engine_for(fake_nft, legacy)
+    outcome = engine.apply(PLAN, Target())
+    assert outcome.summary.startswith("applied with nft (ipv4/ipv6)")
+    assert fake_nft.probes == 0 and legacy.probes == 0
+    assert fake_nft.applied == [expected(PLAN, "nft")]
+
+
+def test_a_deferring_backend_whose_apply_and_probe_fail_gives_way_to_the_next(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake_nft = FakeBackend("nft", usable=False, defers_probe=True)
+    legacy = FakeBackend("iptables-legacy")
+    engine, host = engine_for(fake_nft, legacy)
+    with caplog.at_level(logging.INFO, "podnat"):
+        outcome = engine.apply(PLAN, Target())
+    assert outcome.summary.startswith("applied with iptables-legacy")
+    assert fake_nft.probes == 1  # the real probe, after its apply was refused
+    assert fake_nft.held == "" and legacy.applied == [expected(PLAN, "iptables-legacy")]
+    assert "nft is unusable after all: choosing again" in caplog.messages
+    assert any("nft: the fake backend was told it is unusable" in m for m in caplog.messages)
+    assert host.open_sessions == 0
+
+
+def test_a_deferring_backend_that_works_but_refuses_the_ruleset_is_an_error() -> None:
+    fake_nft = FakeBackend("nft", defers_probe=True, fail_commits={1})
+    legacy = FakeBackend("iptables-legacy", own=True)
+    engine, _ = engine_for(fake_nft, legacy)
+    with pytest.raises(BackendError, match="commit 1 refused"):
+        engine.apply(PLAN, Target(backend="nft"))
+    assert fake_nft.probes == 1  # it works: the ruleset was refused, as before
+    assert legacy.held == STALE and legacy.applied == []
+
+
+def test_a_requested_deferring_backend_that_is_unusable_says_so_as_its_probe_did() -> None:
+    fake_nft = FakeBackend("nft", usable=False, defers_probe=True)
+    engine, _ = engine_for(fake_nft, FakeBackend("iptables-legacy"))
+    with pytest.raises(BackendError, match=r"^nft: the fake backend was told it is unusable$"):
+        engine.apply(PLAN, Target(backend="nft"))
+
+
+def test_a_dry_run_probes_for_real_since_it_writes_nothing() -> None:
+    fake_nft = FakeBackend("nft", defers_probe=True)
+    engine, _ = engine_for(fake_nft, FakeBackend("iptables-legacy"))
+    engine.apply(PLAN, Target(), dry_run=True)
+    assert fake_nft.probes == 1 and fake_nft.applied == []
 
 
 # commit failure and rollback
@@ -257,7 +311,7 @@ def test_cleanup_removes_from_every_backend_or_only_the_named_one() -> None:
 
 
 def test_several_namespaces_from_several_threads_each_get_their_own_plan() -> None:
-    pods: dict[Path | None, tuple[FakeBackend, ...]] = {
+    pods: dict[StrPath | None, tuple[FakeBackend, ...]] = {
         POD_A: backends(),
         POD_B: backends(own=True),
     }

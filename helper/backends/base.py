@@ -4,11 +4,9 @@ Backends get rendered rulesets (`helper.render.rulesets`), never annotations or
 plans; rendering and expected listings are render's business.
 """
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 from collections.abc import Collection
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from helper.backends.neighbours import Neighbours
 from helper.errors import ExitCode, PodnatError
@@ -22,17 +20,19 @@ class BackendError(PodnatError):
     exit_code = ExitCode.BACKEND
 
 
-@dataclass(frozen=True)
-class Probe:
+# Named tuples, not dataclasses (see helper/__init__.py).
+class Probe(NamedTuple):
     """Whether a real write into the backend's nat table succeeded, and for which families."""
 
     usable: bool
     reason: str
-    nat_families: frozenset[Family] = field(default=frozenset())
+    nat_families: frozenset[Family] = frozenset()
+    # Nothing written yet: the caller's apply is the write that proves the backend, and
+    # a refused apply is probed again for real (helper.engine).
+    deferred: bool = False
 
 
-@dataclass(frozen=True)
-class NatRules:
+class NatRules(NamedTuple):
     own: bool  # podnat's rules are there
     foreign: bool  # another tool keeps nat rules there
 
@@ -51,10 +51,14 @@ class Backend(Protocol):
         """Other tools' nat redirects on prerouting/output here, bounded (no writes)."""
         ...
 
-    def probe(self, families: Collection[Family] | None = None) -> Probe:
+    def probe(self, families: Collection[Family] | None = None, *, defer: bool = False) -> Probe:
         """Write into the nat table (leaving nothing behind) to prove the backend works:
         for `families` at least (None: every family). A family left unproven is not in
-        `nat_families`: the operation at hand cannot use it anyway."""
+        `nat_families`: the operation at hand cannot use it anyway.
+
+        `defer`: the caller applies next, and probes again if that apply is refused. A
+        backend whose apply proves all the probe would may then answer without writing
+        (`Probe.deferred`)."""
         ...
 
     def apply(self, ruleset: Ruleset) -> str:

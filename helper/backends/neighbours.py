@@ -15,8 +15,7 @@ with podnat's redirects without any quadratic blow-up (each podnat redirect is
 checked against at most MAX_REDIRECTS neighbour rules, each by bisection).
 """
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 import bisect
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple

@@ -9,10 +9,9 @@ Rule (`--backend auto`):
 4. Else nft, if usable; else iptables-legacy.
 """
 
-from __future__ import annotations
-
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
+from collections.abc import Collection, Mapping, Sequence
+from typing import NamedTuple
 
 from helper.backends.base import Backend, BackendError, Probe
 from helper.plan.model import Family
@@ -20,16 +19,15 @@ from helper.plan.model import Family
 NOT_PROBED = "not probed: nft works and this backend holds no nat rules here"  # cannot win
 
 
-@dataclass(frozen=True)
-class Observation:
+# Named tuples, not dataclasses (see helper/__init__.py).
+class Observation(NamedTuple):
     name: str
     probe: Probe
     holds_own: bool
     holds_foreign: bool
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(NamedTuple):
     name: str
     reason: str
 
@@ -57,8 +55,7 @@ def choose(observations: Sequence[Observation]) -> Choice:
     return Choice(first.name, "; ".join([why, *skipped]))
 
 
-@dataclass(frozen=True)
-class Selection:
+class Selection(NamedTuple):
     backend: Backend
     probe: Probe
     reason: str
@@ -66,14 +63,28 @@ class Selection:
 
 
 def select(
-    backends: Sequence[Backend], requested: str, families: Collection[Family] | None = None
+    backends: Sequence[Backend],
+    requested: str,
+    families: Collection[Family] | None = None,
+    *,
+    defer: bool = False,
+    probed: Mapping[str, Probe] | None = None,
 ) -> Selection:
     """Probe and pick. `backends` in preference order: nft first. `families`: the ones
-    the operation can use (None: every family); probes need prove no other."""
+    the operation can use (None: every family); probes need prove no other. `defer`:
+    passed to each probe (the caller applies next). `probed`: probes already made, by
+    backend name, used instead of probing again."""
     by_name = {b.name: b for b in backends}
+    known = probed or {}
+
+    def probe_of(backend: Backend) -> Probe:
+        if backend.name in known:
+            return known[backend.name]
+        return backend.probe(families, defer=defer)
+
     if requested != "auto":
         backend = by_name[requested]
-        probe = backend.probe(families)
+        probe = probe_of(backend)
         if not probe.usable:
             raise BackendError(f"{backend.name}: {probe.reason}")
         others = tuple(b for b in backends if b is not backend)
@@ -91,7 +102,7 @@ def select(
         if preferred_works and not (holds_own or holds_foreign):
             probe = Probe(False, NOT_PROBED)
         else:
-            probe = backend.probe(families)
+            probe = probe_of(backend)
         observations.append(Observation(backend.name, probe, holds_own, holds_foreign))
     choice = choose(observations)
     chosen = next(o for o in observations if o.name == choice.name)

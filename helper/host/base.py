@@ -2,15 +2,14 @@
 `helper.host.kernel.KernelHost`; `helper.testing.FakeHost` stands in for it in
 millisecond tests of the engine's branches."""
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import NamedTuple, Protocol, TypeVar
 
 from helper.backends.base import Backend
 from helper.plan.model import Family
+from helper.system import StrPath
 from helper.system.netns_lock import DEFAULT_TIMEOUT
 
 T = TypeVar("T")
@@ -21,9 +20,9 @@ T = TypeVar("T")
 class Target(NamedTuple):
     """Where an operation acts, and how it may wait for another podnat there."""
 
-    netns: Path | None = None  # a network namespace by path; None: the caller's own
+    netns: StrPath | None = None  # a network namespace by path; None: the caller's own
     backend: str = "auto"  # auto, nft or iptables-legacy
-    lock_file: Path | None = None  # the xtables lock (None: $XTABLES_LOCKFILE or the default)
+    lock_file: StrPath | None = None  # the xtables lock (None: $XTABLES_LOCKFILE or the default)
     lock_timeout: float = DEFAULT_TIMEOUT
 
 
@@ -36,7 +35,7 @@ class Session(NamedTuple):
 
 
 class Host(Protocol):
-    def run(self, netns: Path | None, work: Callable[[], T]) -> T:
+    def run(self, netns: StrPath | None, work: Callable[[], T]) -> T:
         """Run `work` inside `netns` (None: where the caller is), leaving the caller's
         thread, and every other thread, in the namespace it was in."""
         ...

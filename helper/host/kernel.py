@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TypeVar
 
 from helper.backends.nft.backend import NftBackend
 from helper.backends.xtables.backend import IptablesLegacyBackend
 from helper.host.base import Session, Target
+from helper.system import StrPath
 from helper.system.addresses import global_families
 from helper.system.netns import entered, run_inside
 from helper.system.netns_lock import namespace_lock
@@ -30,7 +30,7 @@ class KernelHost:
     def __init__(self, *, one_shot: bool = False) -> None:
         self.one_shot = one_shot
 
-    def run(self, netns: Path | None, work: Callable[[], T]) -> T:
+    def run(self, netns: StrPath | None, work: Callable[[], T]) -> T:
         if netns is None:
             return work()
         if self.one_shot:

@@ -20,7 +20,7 @@ from helper.sources.kube_api import Connection
 
 
 def connect(
-    kubeconfig: str | None, service_account: Path = SERVICE_ACCOUNT_DIR
+    kubeconfig: str | None, service_account: Path = Path(SERVICE_ACCOUNT_DIR)
 ) -> tuple[Connection, Path | None]:
     """The connection, and the token file to re-read (in a pod: the kubelet rotates it)."""
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):

@@ -1,19 +1,20 @@
 """The redirect plan: what the annotations ask for, validated and normalised.
 
 Pure data. Nothing here touches the kernel, the filesystem or the network.
-Plain frozen dataclasses rather than pydantic models: importing pydantic and
-building its schemas costs ~110 ms here, more than the whole cold-start budget
-of the init container (see README, "Why dataclasses on the hot path").
-`helper.plan_json` gives the same types a pydantic schema for JSON output.
+Named tuples rather than pydantic models or dataclasses: importing pydantic and
+building its schemas costs ~110 ms here, and dataclasses (their import and the code
+each class generates) ~20 ms of an init container's start (see README, "No pydantic
+on the apply path"). `helper.plan_json` gives the plan its JSON form.
 """
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 import enum
-import ipaddress
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+if TYPE_CHECKING:  # ipaddress is imported only where sources are parsed or rendered
+    import ipaddress
+
+    IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 PORT_MIN = 1
 PORT_MAX = 65535
@@ -48,31 +49,35 @@ class FamilyMode(enum.StrEnum):
         }[self]
 
 
-# No slots=True on the plan types: plans cross a pipe to the iptables-legacy
-# workers by pickle, and slotted dataclasses pickle through slow Python code.
-@dataclass(frozen=True, order=True)
-class PortRange:
-    """An inclusive range of ports; a single port has first == last."""
-
+class _Ports(NamedTuple):
     first: int
     last: int
 
-    def __post_init__(self) -> None:
-        if not PORT_MIN <= self.first <= self.last <= PORT_MAX:
-            raise ValueError(f"invalid port range {self.first}-{self.last}")
+
+class PortRange(_Ports):
+    """An inclusive range of ports; a single port has first == last."""
+
+    __slots__ = ()
+
+    def __new__(cls, first: int, last: int) -> "PortRange":
+        if not PORT_MIN <= first <= last <= PORT_MAX:
+            raise ValueError(f"invalid port range {first}-{last}")
+        return super().__new__(cls, first, last)
 
     @classmethod
-    def single(cls, port: int) -> PortRange:
+    def single(cls, port: int) -> "PortRange":
         return cls(port, port)
 
-    def __len__(self) -> int:
+    @property
+    def size(self) -> int:
+        """How many ports (not `len`: a tuple's length is its two fields)."""
         return self.last - self.first + 1
 
     @property
     def is_single(self) -> bool:
         return self.first == self.last
 
-    def overlaps(self, other: PortRange) -> bool:
+    def overlaps(self, other: "PortRange") -> bool:
         return self.first <= other.last and other.first <= self.last
 
     def __str__(self) -> str:
@@ -85,17 +90,21 @@ class RedirectKind(enum.StrEnum):
     MANY_TO_ONE = "many-to-one"  # a range onto one port
 
 
-@dataclass(frozen=True, order=True)
-class Redirect:
-    """Connections to `from_ports` are served on `to_ports`."""
-
+class _Redirect(NamedTuple):
     proto: Proto
     from_ports: PortRange
     to_ports: PortRange
 
-    def __post_init__(self) -> None:
-        if not self.to_ports.is_single and len(self.to_ports) != len(self.from_ports):
+
+class Redirect(_Redirect):
+    """Connections to `from_ports` are served on `to_ports`."""
+
+    __slots__ = ()
+
+    def __new__(cls, proto: Proto, from_ports: PortRange, to_ports: PortRange) -> "Redirect":
+        if not to_ports.is_single and to_ports.size != from_ports.size:
             raise ValueError("a target range must have the length of the source range")
+        return super().__new__(cls, proto, from_ports, to_ports)
 
     @property
     def kind(self) -> RedirectKind:
@@ -109,8 +118,7 @@ class Redirect:
         return f"{self.from_ports}:{self.to_ports}/{self.proto}"
 
 
-@dataclass(frozen=True)
-class RedirectPlan:
+class RedirectPlan(NamedTuple):
     """Everything the annotations ask for, validated. Sorted, so equal asks give equal plans.
 
     `sources` is None when every source is redirected; otherwise the collapsed
@@ -118,7 +126,7 @@ class RedirectPlan:
     """
 
     redirects: tuple[Redirect, ...]
-    sources: tuple[IPNetwork, ...] | None = None
+    sources: tuple["IPNetwork", ...] | None = None  # quoted inside: no compile()
     local: bool = False
     families: FamilyMode = FamilyMode.AUTO
 
@@ -126,7 +134,7 @@ class RedirectPlan:
     def is_empty(self) -> bool:
         return not self.redirects
 
-    def sources_for(self, family: Family) -> tuple[IPNetwork, ...] | None:
+    def sources_for(self, family: Family) -> "tuple[IPNetwork, ...] | None":
         if self.sources is None:
             return None
         version = 4 if family is Family.IPV4 else 6
@@ -142,8 +150,7 @@ class RedirectPlan:
         return text
 
 
-@dataclass(frozen=True)
-class ResolvedPlan:
+class ResolvedPlan(NamedTuple):
     """A plan bound to the families that will really get rules in this namespace."""
 
     plan: RedirectPlan
@@ -157,5 +164,5 @@ class ResolvedPlan:
     def local(self) -> bool:
         return self.plan.local
 
-    def sources_for(self, family: Family) -> tuple[IPNetwork, ...] | None:
+    def sources_for(self, family: Family) -> "tuple[IPNetwork, ...] | None":
         return self.plan.sources_for(family)

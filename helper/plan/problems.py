@@ -1,15 +1,14 @@
 """What is wrong with a pod's annotations: each problem, and the one error that lists them."""
 
-from __future__ import annotations
-
-from dataclasses import dataclass
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
+from typing import NamedTuple
 
 from helper.errors import ExitCode, PodnatError
 from helper.plan.limits import shown
 
 
-@dataclass(frozen=True)
-class Problem:
+# A named tuple, not a dataclass (see helper/__init__.py).
+class Problem(NamedTuple):
     """One reason the annotations are invalid."""
 
     annotation: str

@@ -1,9 +1,8 @@
 """Bind a plan to the namespace: which IP families really get rules. Pure."""
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from helper.errors import ExitCode, PodnatError
 from helper.plan.annotations import FAMILIES, SOURCES
@@ -18,11 +17,11 @@ class FamilyUnavailableError(PodnatError):
     exit_code = ExitCode.BACKEND
 
 
-@dataclass(frozen=True)
-class Resolution:
+# A named tuple, not a dataclass (see helper/__init__.py).
+class Resolution(NamedTuple):
     resolved: ResolvedPlan
-    warnings: tuple[str, ...] = field(default=())
-    notes: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 def resolve(

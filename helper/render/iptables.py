@@ -6,13 +6,14 @@ The text form is iptables-save's, so it reads like the `iptables -t nat -A …`
 command it replaces, and `verify` can diff it against what the kernel holds.
 """
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from helper.plan.model import Family, IPNetwork, Redirect, RedirectKind, ResolvedPlan
+from helper.plan.model import Family, Redirect, RedirectKind, ResolvedPlan
+
+if TYPE_CHECKING:
+    from helper.plan.model import IPNetwork
 
 PREROUTING_CHAIN = "PODNAT-PREROUTING"
 OUTPUT_CHAIN = "PODNAT-OUTPUT"
@@ -61,8 +62,7 @@ class XtRule(NamedTuple):
         return " ".join(words)
 
 
-@dataclass(frozen=True)
-class XtRuleset:
+class XtRuleset(NamedTuple):
     """podnat's part of one family's nat table: its chains, their jumps and rules."""
 
     family: Family

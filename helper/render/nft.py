@@ -8,9 +8,14 @@ Reference: https://wiki.nftables.org/wiki-nftables/index.php/Performing_Network_
 
 from __future__ import annotations
 
-import ipaddress
+from typing import TYPE_CHECKING
 
-from helper.plan.model import Family, IPNetwork, Redirect, RedirectKind, ResolvedPlan
+from helper.plan.model import Family, Redirect, RedirectKind, ResolvedPlan
+
+if TYPE_CHECKING:
+    import ipaddress
+
+    from helper.plan.model import IPNetwork
 
 TABLE_FAMILY = "inet"
 TABLE = "podnat"
@@ -134,6 +139,8 @@ def _set(networks: tuple[IPNetwork, ...]) -> str:
 def _merged_intervals(
     networks: tuple[IPNetwork, ...],
 ) -> list[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]]:
+    import ipaddress  # noqa: PLC0415 - only plans with sources get here (~2 ms)
+
     spans: list[list[int]] = []
     version = networks[0].version if networks else 4
     for net in sorted(networks):
@@ -147,6 +154,8 @@ def _merged_intervals(
 
 
 def _interval_text(*bounds: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    import ipaddress  # noqa: PLC0415 - see _merged_intervals
+
     lo, hi = bounds
     if lo == hi:
         return str(lo)

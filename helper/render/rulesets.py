@@ -6,8 +6,7 @@ one ruleset per family (its workers get their family's rules, already rendered).
 (what `verify` compares).
 """
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 from typing import TYPE_CHECKING, NamedTuple
 
 from helper.plan.model import Family, ResolvedPlan
@@ -35,13 +34,13 @@ class NftRuleset(NamedTuple):
 
 
 class XtRulesets(NamedTuple):
-    rulesets: tuple[XtRuleset, ...]  # one per family that gets rules
+    rulesets: tuple["XtRuleset", ...]  # one per family that gets rules (a lazy import)
 
     @property
     def families(self) -> tuple[Family, ...]:
         return tuple(r.family for r in self.rulesets)
 
-    def for_family(self, family: Family) -> XtRuleset | None:
+    def for_family(self, family: Family) -> "XtRuleset | None":
         return next((r for r in self.rulesets if r.family is family), None)
 
     @property

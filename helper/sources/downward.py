@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import re
 import stat
-from pathlib import Path
 
 from helper.plan.limits import MAX_DOWNWARD_FILE_BYTES, shown
 from helper.sources.base import SourceError
+from helper.system import StrPath
 
-DEFAULT_PATH = Path("/etc/podinfo/annotations")
+DEFAULT_PATH = "/etc/podinfo/annotations"
 
 _LINE = re.compile(r'(?P<key>[^=\s]+)="(?P<value>(?:[^"\\]++|\\.)*+)"', re.DOTALL)
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{3}|.)", re.DOTALL)
@@ -43,7 +43,7 @@ _KINDS = {
 
 
 class DownwardFileSource:
-    def __init__(self, path: Path = DEFAULT_PATH) -> None:
+    def __init__(self, path: StrPath = DEFAULT_PATH) -> None:
         self.path = path
 
     def describe(self) -> str:
@@ -53,7 +53,7 @@ class DownwardFileSource:
         return parse_annotations_bytes(read_bounded(self.path), str(self.path))
 
 
-def read_bounded(path: Path, limit: int = MAX_DOWNWARD_FILE_BYTES) -> bytes:
+def read_bounded(path: StrPath, limit: int = MAX_DOWNWARD_FILE_BYTES) -> bytes:
     """The bytes of a regular file (symlinks followed, as the kubelet's ..data links are).
 
     O_NONBLOCK: opening a FIFO with no writer must not wait forever; a FIFO, a device

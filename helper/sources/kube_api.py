@@ -13,26 +13,25 @@ backoff and full jitter until the deadline; 401/403/404 fail at once with the fi
 from __future__ import annotations
 
 import base64
-import http.client
 import json
-import logging
 import os
 import ssl
 import time
 import urllib.parse
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from helper.log import Logger
 from helper.sources.base import SERVICE_ACCOUNT_DIR, AccessDeniedError, SourceError
+from helper.sources.https import HttpsConnection
+from helper.system import StrPath
 
 _RETRYABLE = {429, 500, 502, 503, 504}
 _WARMUP_S = 10.0  # how long 401/403 are retried once a down server answers again
-_log = logging.getLogger("podnat")
+_log = Logger()
 
 
-@dataclass(frozen=True)
-class PodRef:
+# No dataclasses on the init container's path: their import is ~20 ms (runtime venv).
+class PodRef(NamedTuple):
     namespace: str
     name: str
 
@@ -53,24 +52,34 @@ def pod_ref(name: str | None, namespace: str | None) -> PodRef:
     return PodRef(namespace, name)
 
 
-@dataclass
 class Connection:
-    """Where the API is and who we are. `account` names the identity, for error messages."""
+    """Where the API is and who we are. `account` names the identity, for error messages.
 
-    server: str
-    context: ssl.SSLContext
-    headers: dict[str, str] = field(default_factory=dict)
-    account: str = "this client"
+    `headers` is this connection's own dict: a kubeconfig's token refresh replaces its
+    Authorization (helper.kube.client)."""
+
+    def __init__(
+        self,
+        server: str,
+        context: ssl.SSLContext,
+        headers: dict[str, str] | None = None,
+        account: str = "this client",
+    ) -> None:
+        self.server = server
+        self.context = context
+        self.headers = {} if headers is None else headers
+        self.account = account
 
     @classmethod
-    def in_cluster(cls, directory: Path = SERVICE_ACCOUNT_DIR) -> Connection:
+    def in_cluster(cls, directory: StrPath = SERVICE_ACCOUNT_DIR) -> Connection:
         host = os.environ.get("KUBERNETES_SERVICE_HOST")
         port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
         if not host:
             raise SourceError("KUBERNETES_SERVICE_HOST is not set: not running in a pod?")
         try:
-            token = (directory / "token").read_text().strip()
-            context = ssl.create_default_context(cafile=str(directory / "ca.crt"))
+            with open(os.path.join(directory, "token"), encoding="utf-8") as file:
+                token = file.read().strip()
+            context = ssl.create_default_context(cafile=os.path.join(directory, "ca.crt"))
         except (OSError, ssl.SSLError) as err:
             raise SourceError(f"service account files in {directory}: {err}") from err
         server = f"https://{host}:{port}" if ":" not in host else f"https://[{host}]:{port}"
@@ -124,7 +133,7 @@ class KubeApiSource:
         if url.scheme != "https" or not url.hostname:
             raise SourceError(f"the API server must be an https URL, not {connection.server!r}")
         self._host, self._port = url.hostname, url.port or 443
-        self._http: http.client.HTTPSConnection | None = None
+        self._http: HttpsConnection | None = None
 
     def describe(self) -> str:
         return (
@@ -199,7 +208,7 @@ class KubeApiSource:
             attempt += 1
             try:
                 status, reply = self._once(method, path, body)
-            except (OSError, ssl.SSLError, http.client.HTTPException) as err:
+            except OSError as err:  # refused, reset, timeout, TLS, a reply not HTTP/1.1
                 self._drop_connection()  # refused, reset, timeout: reconnect next time
                 unreachable = True
                 status, reply, problem = 0, {}, str(err) or type(err).__name__
@@ -231,22 +240,18 @@ class KubeApiSource:
     ) -> tuple[int, dict[str, Any]]:
         """One request on a kept-alive connection: the GET and the Event share a handshake."""
         if self._http is None:
-            self._http = http.client.HTTPSConnection(
-                self._host, self._port, context=self.connection.context, timeout=5
-            )
+            self._http = HttpsConnection(self._host, self._port, self.connection.context, 5)
         headers = {"Accept": "application/json", **self.connection.headers}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        self._http.request(method, path, body=data, headers=headers)
-        response = self._http.getresponse()
-        raw = response.read()
+        status, raw = self._http.request(method, path, headers, data)
         try:
             parsed = json.loads(raw) if raw else {}
         except ValueError:
             parsed = {"message": raw[:200].decode(errors="replace")}
-        return response.status, parsed if isinstance(parsed, dict) else {}
+        return status, parsed if isinstance(parsed, dict) else {}
 
     def _drop_connection(self) -> None:
         if self._http is not None:

@@ -1,14 +1,11 @@
 """`--source auto|api|file`: which annotation source, and why (logged)."""
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 import argparse
-import logging
 import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
+from helper.log import Logger
 from helper.sources.base import (
     SERVICE_ACCOUNT_DIR,
     AccessDeniedError,
@@ -34,7 +31,6 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--annotations-file",
-        type=Path,
         default=DEFAULT_PATH,
         help=f'Downward API file, key="value" per line (default {DEFAULT_PATH})',
     )
@@ -42,7 +38,6 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", default=None, help="pod namespace (default $POD_NAMESPACE)")
     parser.add_argument(
         "--service-account-dir",
-        type=Path,
         default=SERVICE_ACCOUNT_DIR,
         help=f"token and ca.crt (default {SERVICE_ACCOUNT_DIR})",
     )
@@ -51,25 +46,25 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@dataclass(frozen=True)
-class Selected:
+# A named tuple, not a dataclass (see helper/__init__.py).
+class Selected(NamedTuple):
     source: AnnotationSource
     why: str
 
 
 def select_source(args: argparse.Namespace) -> Selected:
-    token = args.service_account_dir / "token"
-    if args.source == "file" or (args.source == "auto" and not token.exists()):
+    token = os.path.join(args.service_account_dir, "token")
+    if args.source == "file" or (args.source == "auto" and not os.path.exists(token)):
         why = "--source file" if args.source == "file" else f"no service-account token at {token}"
         return Selected(DownwardFileSource(args.annotations_file), why)
 
     from helper.sources.kube_api import Connection, pod_ref  # noqa: PLC0415 - lazy, see above
 
     pod = pod_ref(args.pod, args.namespace)
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and token.exists():
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(token):
         connection = Connection.in_cluster(args.service_account_dir)
         why = f"service-account token at {token}" if args.source == "auto" else "--source api"
-    elif os.environ.get("KUBECONFIG") or Path("~/.kube/config").expanduser().exists():
+    elif os.environ.get("KUBECONFIG") or os.path.exists(os.path.expanduser("~/.kube/config")):
         connection = Connection.from_kubeconfig(os.environ.get("KUBECONFIG"))
         why = "--source api, with the kubeconfig"
     else:
@@ -80,7 +75,7 @@ def select_source(args: argparse.Namespace) -> Selected:
     from helper.sources.kube_api import KubeApiSource  # noqa: PLC0415 - lazy, see above
 
     api = KubeApiSource(pod, connection, timeout=args.timeout)
-    if args.source == "auto" and args.annotations_file.exists():
+    if args.source == "auto" and os.path.exists(args.annotations_file):
         return Selected(ApiOrFile(api, DownwardFileSource(args.annotations_file)), why)
     return Selected(api, why)
 
@@ -92,7 +87,7 @@ class ApiOrFile:
     log says what the binding lacks.
     """
 
-    def __init__(self, api: KubeApiSource, file: DownwardFileSource) -> None:
+    def __init__(self, api: "KubeApiSource", file: DownwardFileSource) -> None:
         self.api, self.file = api, file
         self.fell_back = False
 
@@ -103,7 +98,7 @@ class ApiOrFile:
         try:
             return self.api.read()
         except AccessDeniedError as err:
-            logging.getLogger("podnat").warning("%s; using %s instead", err, self.file.describe())
+            Logger().warning("%s; using %s instead", err, self.file.describe())
             self.fell_back = True
             return self.file.read()
 

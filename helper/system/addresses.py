@@ -8,27 +8,28 @@ global (ULA counts: pods use fd00::/8 addresses); link-local and loopback do not
 
 from __future__ import annotations
 
-import ipaddress
-from pathlib import Path
+import os
 
 from helper.plan.model import Family
+from helper.system import StrPath
 
-PROC_NET = Path("/proc/thread-self/net")
+PROC_NET = "/proc/thread-self/net"
 
 
-def global_families(proc_net: Path = PROC_NET) -> frozenset[Family]:
+def global_families(proc_net: StrPath = PROC_NET) -> frozenset[Family]:
     found: set[Family] = set()
-    if _has_global_ipv4(proc_net / "fib_trie"):
+    if _has_global_ipv4(os.path.join(proc_net, "fib_trie")):
         found.add(Family.IPV4)
-    if _has_global_ipv6(proc_net / "if_inet6"):
+    if _has_global_ipv6(os.path.join(proc_net, "if_inet6")):
         found.add(Family.IPV6)
     return frozenset(found)
 
 
-def _has_global_ipv4(fib_trie: Path) -> bool:
+def _has_global_ipv4(fib_trie: str) -> bool:
     # Local addresses appear as "|-- ADDR" followed by "/32 host LOCAL".
     try:
-        lines = fib_trie.read_text().splitlines()
+        with open(fib_trie, encoding="utf-8") as file:
+            lines = file.read().splitlines()
     except OSError:
         return False
     last = None
@@ -39,15 +40,16 @@ def _has_global_ipv4(fib_trie: Path) -> bool:
         elif (
             text == "/32 host LOCAL"
             and last is not None
-            and not ipaddress.IPv4Address(last).is_loopback
+            and not last.startswith("127.")  # 127.0.0.0/8, IPv4's loopback
         ):
             return True
     return False
 
 
-def _has_global_ipv6(if_inet6: Path) -> bool:
+def _has_global_ipv6(if_inet6: str) -> bool:
     try:
-        lines = if_inet6.read_text().splitlines()
+        with open(if_inet6, encoding="utf-8") as file:
+            lines = file.read().splitlines()
     except OSError:
         return False
     return any(len(f := line.split()) >= 4 and f[3] == "00" for line in lines)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import os
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TypeVar
 
 from helper.errors import ExitCode, PodnatError
+from helper.system import StrPath
 
 T = TypeVar("T")
 
@@ -21,7 +20,7 @@ class NetnsError(PodnatError):
     exit_code = ExitCode.BACKEND
 
 
-def enter(path: Path) -> None:
+def enter(path: StrPath) -> None:
     """Move the calling thread into the network namespace at `path`.
 
     Call before opening any netlink socket: sockets keep the namespace they were
@@ -44,7 +43,7 @@ def _setns(fd: int, what: str) -> None:
         raise NetnsError(f"{what}: setns: {os.strerror(errno)} (needs CAP_SYS_ADMIN)")
 
 
-def run_inside(path: Path, work: Callable[[], T]) -> T:
+def run_inside(path: StrPath, work: Callable[[], T]) -> T:
     """Run `work` in a new thread that enters the namespace at `path` and ends with it.
 
     setns acts on the calling thread only, so the caller's thread, and every other
@@ -52,6 +51,8 @@ def run_inside(path: Path, work: Callable[[], T]) -> T:
     processes `work` opens are born in the namespace. (The annotations source and
     its Events talk to the API server from the caller's namespace, not the pod's.)
     """
+    import threading  # noqa: PLC0415 - long-lived processes only; the CLI uses `entered`
+
     outcome: list[T] = []
     failure: list[BaseException] = []
 
@@ -71,7 +72,7 @@ def run_inside(path: Path, work: Callable[[], T]) -> T:
 
 
 @contextmanager
-def entered(path: Path) -> Iterator[None]:
+def entered(path: StrPath) -> Iterator[None]:
     """The calling thread inside the namespace at `path`, back in its own afterwards.
 
     For a process whose one job this is (the CLI): no thread to start, and its

@@ -10,10 +10,11 @@ permitted capability does nothing until it is effective: this raises them.
 from __future__ import annotations
 
 import ctypes
-import logging
+
+from helper.log import Logger
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
-_log = logging.getLogger(__name__)
+_log = Logger(__name__)
 
 
 class _Header(ctypes.Structure):

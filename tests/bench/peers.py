@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.bench.startup import runtime_podnat
+from tests.bench.startup import runtime_env, runtime_podnat
 from tests.bench.targets import Targets
 from tests.kit.paths import HACK
 
@@ -96,7 +96,7 @@ def run_inside(netns: Path, argv: list[str]) -> tuple[float, float]:
 
     try:
         with tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as own_run:
-            env = {**os.environ, "XTABLES_LOCKFILE": str(Path(own_run) / "xtables.lock")}
+            env = runtime_env(XTABLES_LOCKFILE=str(Path(own_run) / "xtables.lock"))
             started = time.perf_counter()
             proc = subprocess.Popen(
                 argv,

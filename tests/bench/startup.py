@@ -55,6 +55,13 @@ def runtime_podnat() -> Path:
     return venv / "bin" / "podnat"
 
 
+def runtime_env(**extra: str) -> dict[str, str]:
+    """The environment for the runtime venv's podnat: without PYTHONPATH, which would
+    put a checkout's sources (and their import costs) ahead of the installed package."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return {**env, **extra}
+
+
 def cold_start(ns: str, repeat: int) -> tuple[float, float]:
     podnat = runtime_podnat()
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,7 +77,7 @@ def cold_start(ns: str, repeat: int) -> tuple[float, float]:
             "--log-level",
             "warning",
         ]
-        return _run_measured(argv, dict(os.environ), repeat)
+        return _run_measured(argv, runtime_env(), repeat)
 
 
 def api_path(ns: str, repeat: int) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -122,13 +129,12 @@ def api_path(ns: str, repeat: int) -> tuple[tuple[float, float], tuple[float, fl
             (sa / "token").write_text(token)
             (sa / "ca.crt").write_bytes(plane.ca.read_bytes())
             host, port = plane.server.removeprefix("https://").rsplit(":", 1)
-            env = {
-                **os.environ,
-                "KUBERNETES_SERVICE_HOST": host,
-                "KUBERNETES_SERVICE_PORT": port,
-                "POD_NAME": "web",
-                "POD_NAMESPACE": "default",
-            }
+            env = runtime_env(
+                KUBERNETES_SERVICE_HOST=host,
+                KUBERNETES_SERVICE_PORT=port,
+                POD_NAME="web",
+                POD_NAMESPACE="default",
+            )
             ours = [
                 str(podnat),
                 "apply",

@@ -9,8 +9,7 @@ require. Matches podnat cannot read (named sets, xt matches, negations) count as
 side of a warning. Bounded by the caps of `helper.backends.neighbours`.
 """
 
-from __future__ import annotations
-
+# Annotations evaluated at import, no __future__ import: see helper/__init__.py.
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 

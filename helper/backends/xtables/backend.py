@@ -18,7 +18,6 @@ family on the new ruleset and the other on the old. The next apply repairs that
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from helper.backends.base import BackendError, NatRules, Probe
@@ -26,6 +25,7 @@ from helper.backends.neighbours import Neighbours
 from helper.backends.xtables.lock import xtables_lock
 from helper.plan.model import Family
 from helper.render.rulesets import Ruleset, XtRulesets
+from helper.system import StrPath
 
 if TYPE_CHECKING:
     from helper.backends.xtables.worker import Channel
@@ -48,7 +48,7 @@ class IptablesLegacyBackend:
 
     def __init__(
         self,
-        lock_path: Path | None = None,
+        lock_path: StrPath | None = None,
         *,
         first_family_in_process: bool = False,
         inherit_fds: tuple[int, ...] = (),
@@ -88,14 +88,17 @@ class IptablesLegacyBackend:
         out = []
         for family in _FAMILIES:
             try:
-                names = Path(_TABLE_NAMES[family]).read_text().split()
+                with open(_TABLE_NAMES[family], encoding="utf-8") as file:
+                    names = file.read().split()
             except OSError:
                 continue
             if "nat" in names:
                 out.append(family)
         return out
 
-    def probe(self, families: Collection[Family] | None = None) -> Probe:
+    def probe(self, families: Collection[Family] | None = None, *, defer: bool = False) -> Probe:
+        # Always a real write (`defer` aside): an apply stages every family before any
+        # commits, so a refusal there could not tell an unusable backend from a bad ruleset.
         # Only the families asked for: an unused one costs a worker process (a whole
         # interpreter and python-iptables, ~60 ms) in a single-stack pod.
         asked = [f for f in _FAMILIES if families is None or f in families]

@@ -9,28 +9,28 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from helper.backends.base import BackendError
+from helper.log import Logger
+from helper.system import StrPath
 from helper.system.flock import flock_within
 
-DEFAULT_PATH = Path("/run/xtables.lock")
-_log = logging.getLogger(__name__)
+DEFAULT_PATH = "/run/xtables.lock"
+_log = Logger(__name__)
 
 
-def lock_path(explicit: Path | None = None) -> Path:
+def lock_path(explicit: StrPath | None = None) -> StrPath:
     if explicit is not None:
         return explicit
     env = os.environ.get("XTABLES_LOCKFILE")
-    return Path(env) if env else DEFAULT_PATH
+    return env or DEFAULT_PATH
 
 
 @contextmanager
-def xtables_lock(path: Path | None = None, timeout: float = 10.0) -> Iterator[None]:
+def xtables_lock(path: StrPath | None = None, timeout: float = 10.0) -> Iterator[None]:
     where = lock_path(path)
     try:
         fd = _open(where)
@@ -51,7 +51,7 @@ def xtables_lock(path: Path | None = None, timeout: float = 10.0) -> Iterator[No
         os.close(fd)
 
 
-def _open(where: Path) -> int:
+def _open(where: StrPath) -> int:
     try:
         return os.open(where, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
     except OSError as err:

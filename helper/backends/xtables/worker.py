@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import pickle
 import re
 import subprocess
 import sys
@@ -110,6 +109,8 @@ class FamilyWorker:
             raise BackendError(f"{self.family}: worker failed ({err})") from err
 
     def receive(self, op: str) -> dict[str, Any]:
+        import pickle  # noqa: PLC0415 - workers only (see protocol.Request.encoded)
+
         try:
             reply: dict[str, Any] = pickle.load(self._process.stdout)  # type: ignore[arg-type]  # noqa: S301
         except EOFError:
@@ -174,6 +175,8 @@ def _stage(table: FamilyTable, ruleset: XtRuleset | None) -> dict[str, Any]:
 
 def _serve(family: Family) -> None:
     """The worker's loop: one reply per request until the parent closes stdin."""
+    import pickle  # noqa: PLC0415 - workers only (see protocol.Request.encoded)
+
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     served = LocalFamily(family)
     while True:
