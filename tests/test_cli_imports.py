@@ -13,8 +13,8 @@ import sys
 from tests.kit.paths import REPO
 
 # compile() (typing compiles string annotations) builds the AST module's state the
-# first time it runs: the probe counts the calls.
-_PROBE = """
+# first time it runs (see helper/__init__.py): the probes count the calls in `compiled`.
+COUNT_COMPILES = """
 import builtins, json, sys
 compiled = []
 real_compile = builtins.compile
@@ -23,10 +23,15 @@ def counting_compile(source, filename, mode, *args, **kwargs):
         compiled.append(repr(source)[:80])
     return real_compile(source, filename, mode, *args, **kwargs)
 builtins.compile = counting_compile
+"""
+_PROBE = (
+    COUNT_COMPILES
+    + """
 before = set(sys.modules)
 import helper.cli
 print(json.dumps({"modules": sorted(set(sys.modules) - before), "compiled": compiled}))
 """
+)
 NEVER_AT_IMPORT = (
     *("logging", "dataclasses", "inspect", "threading", "http", "ssl"),
     *("pathlib", "urllib", "ipaddress"),  # str paths; ipaddress only for sources

@@ -20,6 +20,7 @@ from tests.cases import R
 from tests.kit.lab import Lab
 from tests.kit.paths import REPO
 from tests.netns.podnat import downward_file, nat_dump
+from tests.test_cli_imports import COUNT_COMPILES
 
 # Never on the apply path, whichever backend: the other commands' libraries.
 NOT_FOR_APPLY = (
@@ -38,23 +39,16 @@ NOT_FOR_NFT = (
     *("pathlib", "urllib", "ipaddress"),
 )
 
-# compile() (typing compiles string annotations) builds the AST module's state the
-# first time it runs (see helper/__init__.py): the probe counts the calls.
-_PROBE = """
-import builtins, json, sys
-compiled = []
-real_compile = builtins.compile
-def counting_compile(source, filename, mode, *args, **kwargs):
-    if mode != "exec":  # "exec": the import system compiling a module without bytecode
-        compiled.append(repr(source)[:80])
-    return real_compile(source, filename, mode, *args, **kwargs)
-builtins.compile = counting_compile
+_PROBE = (
+    COUNT_COMPILES
+    + """
 before = set(sys.modules)
 from helper import cli
 code = cli.main(sys.argv[1:])
 new = sorted(set(sys.modules) - before)
 print(json.dumps({"code": code, "new": new, "compiled": compiled}))
 """
+)
 
 
 def imported_by_apply(lab: Lab, tmp_path: Path, backend: str) -> list[str]:
