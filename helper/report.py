@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from helper.log import Logger, Record, to_stderr
-from helper.system import StrPath
+from helper.system import StrPath, process_clock
 
 if TYPE_CHECKING:
     import logging
@@ -69,14 +69,11 @@ def setup_logging(fmt: str, level: str) -> logging.Logger:
 def since_process_start_ms() -> float | None:
     """Milliseconds since this process was exec'd (the kernel's start time, 10 ms ticks)."""
     try:
-        with open("/proc/self/stat", "rb") as file:
-            stat = file.read()
-        # Field 22, counted after the command name (which may hold spaces).
-        start_ticks = int(stat.rsplit(b")", 1)[1].split()[19])
+        with open("/proc/self/stat", encoding="utf-8", errors="surrogateescape") as file:
+            ticks = process_clock.start_ticks(file.read())
     except (OSError, IndexError, ValueError):
         return None
-    started = start_ticks / os.sysconf("SC_CLK_TCK")
-    return round((time.clock_gettime(time.CLOCK_BOOTTIME) - started) * 1000, 1)
+    return round((process_clock.now() - process_clock.started(ticks)) * 1000, 1)
 
 
 def termination_log_path(explicit: StrPath | None) -> StrPath | None:

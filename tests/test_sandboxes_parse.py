@@ -6,6 +6,8 @@ layouts a test machine cannot make (cgroup namespaces of other pods, forged line
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,9 @@ from helper.agent.cgroup_paths import (
     pod_uid_in_path,
     pod_uid_of_process,
 )
-from helper.agent.sandboxes import CGROUP_FILE_CAP, DiscoveryError, SandboxFinder, start_ticks
+from helper.agent.sandboxes import CGROUP_FILE_CAP, DiscoveryError, SandboxFinder
+from helper.system.process_clock import start_ticks
+from tests.kit.paths import REPO
 
 UID = "4f1d2c3b-9a8e-4d7c-b6a5-0123456789ab"
 OTHER = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -204,3 +208,13 @@ def test_the_earliest_start_wins_over_the_lowest_pid(tmp_path: Path) -> None:
     found = SandboxFinder(proc, node).find(UID)
     assert found is not None
     assert (found.pid, found.start_ticks) == (31, 40)
+
+
+def test_a_fresh_process_reads_its_own_age_on_the_kernels_clock() -> None:
+    # The init container's "since_start_ms" (make bench reads it) and the agent's sandbox
+    # ages come from helper.system.process_clock.
+    probe = "from helper import report; print(report.since_process_start_ms())"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert 0 < float(done.stdout) < 60_000

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from helper.agent.sandboxes import STAT_FILE_CAP, Sandbox, start_ticks
+from helper.agent.sandboxes import STAT_FILE_CAP, Sandbox
+from helper.system.process_clock import start_ticks
 
 
 @contextmanager

@@ -8,7 +8,6 @@ nothing in the kernel, which is how a restarted agent adopts rules in place.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from enum import Enum
@@ -23,9 +22,9 @@ from helper.errors import ExitCode, PodnatError
 from helper.host.base import Target
 from helper.plan.model import RedirectPlan
 from helper.plan.parse import InvalidPlanError, parse_plan
+from helper.system import process_clock
 
 _log = logging.getLogger("podnat.agent")
-_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/PID/stat counts a process's start in these
 
 
 class Result(Enum):
@@ -69,7 +68,7 @@ class Reconciler:
         self.policy, self.store, self.finder = policy, store, finder
         self.engine, self.status, self.metrics = engine, status, metrics
         self.memory: dict[str, Memory] = {}
-        self._started = time.clock_gettime(time.CLOCK_BOOTTIME)
+        self._started = process_clock.now()
 
     def managed_count(self) -> int:
         return sum(1 for m in list(self.memory.values()) if m.managed)
@@ -152,7 +151,7 @@ class Reconciler:
     def _converge(
         self, pod: PodView, memory: Memory, plan: RedirectPlan, sandbox: Sandbox
     ) -> Result:
-        begun = time.clock_gettime(time.CLOCK_BOOTTIME)
+        begun = process_clock.now()
         if memory.sandbox is not None and memory.sandbox != _identity(sandbox):
             _log.info(
                 "pod %s: new sandbox (pid %d, netns inode %d)", pod.key, sandbox.pid, sandbox.inode
@@ -188,10 +187,10 @@ class Reconciler:
     def _first_rules(self, pod: PodView, sandbox: Sandbox, begun: float) -> None:
         """A sandbox's first converge: how long after its start (the gate's cost), and
         when this reconcile began (the time to find the sandbox and a worker for it)."""
-        started = sandbox.start_ticks / _TICKS
+        started = process_clock.started(sandbox.start_ticks)
         if started < self._started:  # a sandbox older than this agent (adopted): no news
             return
-        since = time.clock_gettime(time.CLOCK_BOOTTIME) - started
+        since = process_clock.now() - started
         self.metrics.sandbox_to_rules.observe(since)
         _log.info(
             "pod %s: rules in %.0f ms after its sandbox started (its reconcile began at %.0f ms)",

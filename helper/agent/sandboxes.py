@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from pathlib import Path
 from typing import NamedTuple
 
 from helper.agent.cgroup_paths import checked_uid, pod_uid_of_process
 from helper.errors import ExitCode, PodnatError
+from helper.system import process_clock
 
 _log = logging.getLogger("podnat.agent.sandboxes")
 
@@ -56,12 +56,6 @@ class _Process(NamedTuple):
     netns: tuple[int, int]  # (st_dev, st_ino): one namespace
 
 
-def start_ticks(stat_text: str) -> int:
-    """Field 22 of /proc/PID/stat, counted after the command name (which may hold ')')."""
-    fields = stat_text[stat_text.rindex(")") + 1 :].split()
-    return int(fields[19])
-
-
 class SandboxFinder:
     """Pod UID → sandbox, for the pods running on this node. Safe to share between threads."""
 
@@ -72,7 +66,6 @@ class SandboxFinder:
         settle: float = SETTLE_S,
     ) -> None:
         self._proc, self._settle = proc, settle
-        self._ticks = os.sysconf("SC_CLK_TCK")
         try:
             node = node_netns.stat()
         except OSError as err:
@@ -170,7 +163,7 @@ class SandboxFinder:
             uid = pod_uid_of_process(_read_capped("cgroup", directory, CGROUP_FILE_CAP))
             if uid is None or (want_uid is not None and uid != want_uid):
                 return None
-            ticks = start_ticks(_read_capped("stat", directory, STAT_FILE_CAP))
+            ticks = process_clock.start_ticks(_read_capped("stat", directory, STAT_FILE_CAP))
             netns = os.stat("ns/net", dir_fd=directory)
         except (OSError, ValueError, IndexError) as err:
             # Gone mid-read (ESRCH, ENOENT), not ours to read (EACCES), or not the kernel's
@@ -192,7 +185,7 @@ class SandboxFinder:
         first = self._earliest(processes)
         if first.netns != self._node_netns:
             return False
-        age = time.clock_gettime(time.CLOCK_BOOTTIME) - first.start_ticks / self._ticks
+        age = process_clock.now() - process_clock.started(first.start_ticks)
         return age < self._settle
 
     def _sandbox(self, uid: str, processes: list[_Process]) -> Sandbox | None:

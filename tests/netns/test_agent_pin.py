@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from helper.agent.pin import pinned
-from helper.agent.sandboxes import Sandbox, start_ticks
+from helper.agent.sandboxes import Sandbox
+from helper.system.process_clock import start_ticks
 from tests.kit.lab import Netns, sh
 from tests.kube.agent_kit import wait_for
 
