@@ -73,11 +73,3 @@ def test_shutdown_releases_a_waiting_worker() -> None:
     queue.shutdown()
     thread.join(2)
     assert got == [None]
-
-
-def test_a_capped_retry_stays_under_its_cap_and_counts_failures() -> None:
-    queue = WorkQueue(base_delay=0.2, max_delay=60)
-    delays = [queue.retry("ns/starting", cap=1.0) for _ in range(6)]
-    assert delays == [0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
-    assert queue.failures("ns/starting") == 6
-    assert queue.retry("ns/starting") == 12.8  # uncapped: the usual backoff

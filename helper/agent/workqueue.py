@@ -46,19 +46,14 @@ class WorkQueue:
             heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._order), key))
             self._cond.notify()
 
-    def retry(self, key: str, cap: float | None = None) -> float:
+    def retry(self, key: str) -> float:
         """Requeue `key` after its next backoff (base * 2^failures, capped); returns it."""
         with self._cond:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
-        ceiling = self._max if cap is None else min(cap, self._max)
-        delay: float = min(self._base * 2.0 ** min(failures, 30), ceiling)
+        delay: float = min(self._base * 2.0 ** min(failures, 30), self._max)
         self.add_after(key, delay)
         return delay
-
-    def failures(self, key: str) -> int:
-        with self._cond:
-            return self._failures.get(key, 0)
 
     def forget(self, key: str) -> None:
         with self._cond:
