@@ -215,6 +215,41 @@ def test_a_process_gone_after_the_scan_is_not_found_and_its_successor_is(
     assert (found.pid, found.inode) == (second, lab_node.inode(netns))
 
 
+def test_a_steady_process_is_read_once_and_a_young_one_at_every_pass(
+    cgroups: Hierarchy, lab_node: Node
+) -> None:
+    # A process's cgroup changes only while the runtime sets it up; a steady one is not read
+    # again. Moving a process between pods' cgroups (no kubelet does) shows which was read.
+    steady = SandboxFinder(node_netns=NODE_NETNS, steady=0.0)  # every answer final at once
+    young = SandboxFinder(node_netns=NODE_NETNS)
+    first, second = new_uid(), new_uid()
+    pid = lab_node.start(lab_node.netns())
+    cgroups.place(cgroupfs(first), pid)
+    assert first in steady.present() and first in young.present()
+    cgroups.place(cgroupfs(second), pid)
+    assert first in steady.present() and second not in steady.present()
+    assert second in young.present() and first not in young.present()
+
+
+def test_a_new_process_under_a_reused_pid_is_read(cgroups: Hierarchy, lab_node: Node) -> None:
+    finder = SandboxFinder(node_netns=NODE_NETNS, steady=0.0)
+    uid, netns = new_uid(), lab_node.netns()
+    for _ in range(20):  # another process may take the PID first: tried again
+        old = lab_node.start(None)  # in no pod's cgroup, and known as such for its life
+        assert uid not in finder.present()
+        lab_node.stop(old)
+        Path("/proc/sys/kernel/ns_last_pid").write_text(str(old - 1))  # the next PID is old's
+        pid = lab_node.start(netns)
+        if pid == old:
+            break
+        lab_node.stop(pid)
+    else:
+        pytest.fail("no process got a reused PID in 20 tries")
+    cgroups.place(cgroupfs(uid), pid)
+    found = finder.find(uid, scan=False) if uid in finder.present() else None
+    assert found is not None and (found.pid, found.inode) == (pid, lab_node.inode(netns))
+
+
 def test_processes_that_come_and_go_during_scans_never_disturb_them(
     cgroups: Hierarchy, lab_node: Node, finder: SandboxFinder
 ) -> None:
