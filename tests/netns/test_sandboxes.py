@@ -128,7 +128,7 @@ def test_asking_again_rereads_the_process_found_before_without_a_scan(
     listings: list[int] = []
     real_pids = finder._pids
 
-    def counted() -> list[int]:
+    def counted() -> list[tuple[int, int]]:
         listings.append(1)
         return real_pids()
 
