@@ -170,6 +170,7 @@ class Controller:
 
     def _resync(self) -> None:
         while not self.stop.wait(self._interval * (0.9 + 0.2 * _fraction())):
+            self.reconciler.verify_all()
             for key in self.store.keys(None):
                 self.queue.add(key)
 

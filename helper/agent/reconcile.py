@@ -3,6 +3,10 @@
 Level-triggered: called for any hint that the pod may need work (a watch event,
 the periodic verify, a retry); a reconcile that finds the rules right changes
 nothing in the kernel, which is how a restarted agent adopts rules in place.
+Between two periodic verifies, a pod whose plan and sandbox are the ones it last
+made right is not looked at again in the kernel: a starting pod's watch events
+(its phase, the kubelet's conditions, the agent's own condition coming back)
+each cost a namespace entry and a ruleset listing before, while pods start.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Memory:
     # inode alone is not enough: the kernel reuses a freed one for the next namespace.
     sandbox: tuple[int, int, int] | None = None
     plan: RedirectPlan | None = None  # the plan last made right there
+    checked: float = float("-inf")  # when the last converge began (time.monotonic)
     said: set[tuple[str, str]] = field(default_factory=set)  # one-time Events (reason, message)
 
 
@@ -69,6 +74,11 @@ class Reconciler:
         self.engine, self.status, self.metrics = engine, status, metrics
         self.memory: dict[str, Memory] = {}
         self._started = process_clock.now()
+        self._verify_due = float("-inf")  # kernels checked before this are checked again
+
+    def verify_all(self) -> None:
+        """The periodic verify: each pod's next reconcile looks in the kernel again."""
+        self._verify_due = time.monotonic()
 
     def managed_count(self) -> int:
         return sum(1 for m in list(self.memory.values()) if m.managed)
@@ -180,7 +190,7 @@ class Reconciler:
             self.metrics.apply_seconds.observe(time.monotonic() - started)
         if memory.sandbox != _identity(sandbox):
             self._first_rules(pod, sandbox, begun)
-        memory.sandbox, memory.plan = _identity(sandbox), plan
+        memory.sandbox, memory.plan, memory.checked = _identity(sandbox), plan, started
         memory.said.clear()  # converged: a failure seen before is news again
         return Result.DONE
 
@@ -202,7 +212,13 @@ class Reconciler:
     def _apply(
         self, pod: PodView, memory: Memory, plan: RedirectPlan, sandbox: Sandbox, target: Target
     ) -> None:
-        if self.engine.verify(plan, target).exit_code == ExitCode.OK:
+        # Made right here since the last periodic verify began: looked at again at the next.
+        trusted = (
+            memory.plan == plan
+            and memory.sandbox == _identity(sandbox)
+            and memory.checked >= self._verify_due
+        )
+        if trusted or self.engine.verify(plan, target).exit_code == ExitCode.OK:
             self.status.condition(pod, Condition("True", "Applied", plan.summary()))
             return
         outcome = self.engine.apply(plan, target)

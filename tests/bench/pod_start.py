@@ -255,7 +255,9 @@ def run(cluster: Cluster, image: str, targets: Targets) -> None:
                     print(
                         f"; rules in {ms(early)} after the sandbox started (reconcile began "
                         f"at {ms(begun)}), after ContainersReady"
-                        f" by {ms(done.agent_late)}, then Ready after {ms(done.kubelet_late)}; "
+                        f" by {ms(done.agent_late)}, then Ready after {ms(done.kubelet_late)}"
+                        f" ({sum(x > 0.1 for x in done.kubelet_late)} of "
+                        f"{len(done.kubelet_late)} later than 100 ms); "
                         f"the agents' CPU {cpu:.2f} s",
                         end="",
                     )

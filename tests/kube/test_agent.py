@@ -17,6 +17,7 @@ from tests.kit.controlplane import ControlPlane
 from tests.kit.lab import Netns
 from tests.kube.agent_fixtures import agent, cgroups, node
 from tests.kube.agent_kit import (
+    CONDITION,
     AgentNode,
     condition_history,
     has_condition,
@@ -91,6 +92,35 @@ def test_drift_is_repaired_within_the_verify_interval(node: AgentNode, agent: Ag
     print(f"drift repaired after {time.monotonic() - started:.2f}s (interval {agent.interval}s)")
     wait_for("RedirectsRepaired", lambda: "RedirectsRepaired" in node.events(pod))
     assert agent.metric("podnat_agent_repairs_total") >= 1
+
+
+def test_a_pods_events_are_answered_from_memory_until_the_periodic_verify(
+    control_plane: ControlPlane, node: AgentNode, tmp_path: Path
+) -> None:
+    # A starting pod sends the agent several events (its phase, the kubelet's conditions,
+    # the agent's own condition coming back): between periodic verifies, one that changes
+    # neither plan nor sandbox is answered from what the agent last made right.
+    slow = Agent(control_plane.kubeconfig, node.name, tmp_path / "agent.log", interval=15.0)
+    started = time.monotonic()
+    slow.start()
+    try:
+        pod = node.pod(node.namespace(), WEB)
+        netns = pod.netns
+        wait_for("the rules", lambda: verified(netns, WEB))
+        wait_for("condition True", lambda: has_condition(node, pod, "True", "Applied"))
+        netns.run("nft", "delete", "table", "inet", "podnat")  # drift, then an event
+        poke = {"type": CONDITION, "status": "False", "reason": "Poked", "message": "test"}
+        node.core.patch_namespaced_pod_status(
+            pod.name, pod.namespace, {"status": {"conditions": [poke]}}
+        )
+        wait_for("condition True again", lambda: has_condition(node, pod, "True", "Applied"))
+        # The first periodic verify comes 13.5-16.5 s after the start: none has run yet.
+        assert time.monotonic() - started < 13.0, "too slow to tell the event from the verify"
+        assert table(netns) == ""  # the event did not look in the kernel; the verify does:
+        wait_for("the repair", lambda: verified(netns, WEB), timeout=2 * slow.interval)
+        wait_for("RedirectsRepaired", lambda: "RedirectsRepaired" in node.events(pod))
+    finally:
+        assert slow.stop() == 0, slow.log_text()[-3000:]
 
 
 def test_a_new_sandbox_gets_the_rules(node: AgentNode, agent: Agent) -> None:
