@@ -203,6 +203,7 @@ class Controller:
         deadline = time.monotonic() + grace
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self.reconciler.status.close(max(1.0, deadline - time.monotonic()))
 
 
 def _fraction() -> float:

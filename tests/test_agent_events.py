@@ -1,0 +1,49 @@
+"""The agent's Events leave from one thread of their own, in order, with a bound on those
+waiting (a stand-in API client: the posting order and the bound are pure logic; the real
+API server sees the Events in tests/kube/test_agent.py)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pytest
+
+from helper.agent import status
+from helper.agent.pods import PodView
+from helper.agent.status import StatusWriter
+
+POD = PodView("ns", "web", "0" * 8 + "-0000-0000-0000-" + "0" * 12, "node", {}, {}, False,
+              False, "Running", False, None)  # fmt: skip
+
+
+class HeldClient:
+    """Each request waits until `release` is set; the first says it has begun."""
+
+    def __init__(self) -> None:
+        self.begun, self.release = threading.Event(), threading.Event()
+        self.reasons: list[str] = []
+
+    def request(self, method: str, path: str, body: dict[str, Any], **_: object) -> None:
+        assert (method, path) == ("POST", "/api/v1/namespaces/ns/events")
+        self.begun.set()
+        assert self.release.wait(10)
+        self.reasons.append(body["reason"])
+
+
+def test_events_are_posted_in_order_by_their_thread_and_beyond_the_bound_dropped(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(status, "EVENTS_WAITING", 3)
+    client = HeldClient()
+    writer = StatusWriter(client, "node")  # type: ignore[arg-type]
+    writer.event(POD, "First", "m")
+    assert client.begun.wait(10)  # the posting thread holds the first; the caller goes on
+    with caplog.at_level(logging.WARNING, logger="podnat.agent"):
+        for reason in ("Second", "Third", "Fourth", "Fifth"):
+            writer.event(POD, reason, "m")
+    assert "pod ns/web: Fifth Event dropped: 3 Events wait to be posted" in caplog.text
+    client.release.set()
+    writer.close(10)
+    assert client.reasons == ["First", "Second", "Third", "Fourth"]
