@@ -47,3 +47,29 @@ def test_events_are_posted_in_order_by_their_thread_and_beyond_the_bound_dropped
     client.release.set()
     writer.close(10)
     assert client.reasons == ["First", "Second", "Third", "Fourth"]
+
+
+class FailingOnceClient:
+    """Raises an unexpected error (not the API's) for the first Event, then records."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def request(self, method: str, path: str, body: dict[str, Any], **_: object) -> None:
+        if not self.reasons:
+            self.reasons.append("raised")
+            raise RuntimeError("a bug")
+        self.reasons.append(body["reason"])
+
+
+def test_an_event_that_fails_unexpectedly_stops_no_later_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = FailingOnceClient()
+    writer = StatusWriter(client, "node")  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, logger="podnat.agent"):
+        writer.event(POD, "First", "m")
+        writer.event(POD, "Second", "m")
+        writer.close(10)
+    assert client.reasons == ["raised", "Second"]
+    assert "pod ns/web: posting a First Event failed" in caplog.text

@@ -2,8 +2,7 @@
 
 The condition gates the pod's readiness: a reconcile writes it before it ends. Events only
 tell: one thread posts them in order, so that a worker goes on to the next starting pod
-instead of waiting for the API server (an Event's round trip was a third of a reconcile
-while twenty pods started on two cores).
+instead of waiting for the API server's answer to an Event.
 """
 
 from __future__ import annotations
@@ -104,7 +103,10 @@ class StatusWriter:
 
     def _post_all(self) -> None:
         while (item := self._events.get()) is not None:
-            self._post(*item)
+            try:
+                self._post(*item)
+            except Exception:  # a bug: the Events after it are still posted
+                _log.exception("pod %s: posting a %s Event failed", item[0].key, item[1])
 
     def _post(self, pod: PodView, reason: str, message: str, warning: bool) -> None:
         now = _now()
