@@ -73,7 +73,7 @@ def since_process_start_ms() -> float | None:
             ticks = process_clock.start_ticks(file.read())
     except (OSError, IndexError, ValueError):
         return None
-    return round((process_clock.now() - process_clock.started(ticks)) * 1000, 1)
+    return round(process_clock.age(ticks) * 1000, 1)
 
 
 def termination_log_path(explicit: StrPath | None) -> StrPath | None:

@@ -3,9 +3,10 @@
 A starting pod's sandbox appears seconds after the pod is bound, and the kubelet says so
 only in its next status update, when the containers already run. Looking often puts the
 rules in before the containers are ready, so the readiness gate costs the pod nothing. One
-shared pass keeps the cost at one scan per interval however many pods start together: a
-scan reads every process's cgroup file (10-50 ms of CPU on a node of hundreds of processes),
+shared pass keeps the cost at one scan per interval however many pods start together,
 where a scan per waiting pod, repeated at each retry, grew with the pods starting at once.
+A scan reads only the processes it has not classified yet (sandboxes.py): mostly those of
+the starting pods themselves.
 
 The kubelet starts the containers within a second or two of the sandbox, and reports them
 ready at its next look (PLEG, every second): to be ahead of that report, a pod is looked for

@@ -16,8 +16,9 @@ A pass reads only the processes it has not classified before. A process's cgroup
 namespace change only while the runtime sets it up (runc's init, milliseconds; under load
 about a second): one older than STEADY_S is classified for its life. Its /proc/PID entry's
 inode, from the listing, tells it from a successor under the same PID (the kernel gives a new
-process a new inode). Reading every process's cgroup file at each pass cost 7 ms of CPU on a
-kind node, ten times a second while pods start; a pass that reads nothing new costs 0.1 ms.
+process a new inode). Reading every process's files at each pass cost 3.4-5.2 ms of CPU for
+113 processes on the dev VM, ten times a second while pods start; a pass that reads nothing
+new costs 0.1 ms.
 """
 
 from __future__ import annotations
@@ -153,7 +154,11 @@ class SandboxFinder:
             else:
                 seen, ticks = self._read(pid, None)
                 # Inode 1: the kernel could not say which process the entry was.
-                if inode > 1 and ticks is not None and self._age(ticks) >= self._steady_after:
+                if (
+                    inode > 1
+                    and ticks is not None
+                    and process_clock.age(ticks) >= self._steady_after
+                ):
                     final[pid] = _Classified(inode, seen)
             if seen is not None:
                 pods.setdefault(seen[0], []).append(seen[1])
@@ -216,11 +221,9 @@ class SandboxFinder:
     def _settling(self, processes: list[_Process]) -> bool:
         """All in the node's namespace, and young: a sandbox being created (runc's init)."""
         first = self._earliest(processes)
-        return first.netns == self._node_netns and self._age(first.start_ticks) < self._settle
-
-    @staticmethod
-    def _age(start_ticks: int) -> float:
-        return process_clock.now() - process_clock.started(start_ticks)
+        return (
+            first.netns == self._node_netns and process_clock.age(first.start_ticks) < self._settle
+        )
 
     def _sandbox(self, uid: str, processes: list[_Process]) -> Sandbox | None:
         """The pod's sandbox; None while it is being created; NodeNamespaceError."""

@@ -23,3 +23,8 @@ def now() -> float:
 def started(ticks: int) -> float:
     """A process's start (its start_ticks), in seconds since boot."""
     return ticks / _TICKS_PER_S
+
+
+def age(ticks: int) -> float:
+    """Seconds since a process (its start_ticks) started."""
+    return now() - started(ticks)
