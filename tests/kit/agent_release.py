@@ -7,8 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tests.kit.cluster import Cluster
+import yaml
+
+from tests.kit.cluster import Cluster, eventually
 from tests.kit.paths import REPO
+from tests.kit.workloads import RESTRICTED
 
 RELEASE, SYSTEM, NAMESPACE = "podnat-agent", "podnat-agent-system", "podnat-agent-e2e"
 LABEL = "podnat.io/agent"
@@ -42,9 +45,37 @@ def agent_release(
         *(("--set", f"agent.verifyInterval={verify_interval}") if verify_interval else ()),
         "--wait", "--timeout", "180s", timeout=200,
     )  # fmt: skip
+    webhook_answers(cluster, image)
     try:
         yield SYSTEM
     finally:
         cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=true", check=False, timeout=180)
         cluster.helm("uninstall", RELEASE, "--namespace", SYSTEM, "--wait", check=False)
         cluster.kubectl("delete", "namespace", SYSTEM, "--wait=true", check=False, timeout=180)
+
+
+def webhook_answers(cluster: Cluster, image: str) -> None:
+    """Until an annotated pod's creation goes through the release's webhook (a server-side
+    dry run): `helm --wait` sees the webhook's pod Ready, but the API server reaches it
+    through its Service a moment later (a CI run was refused the connection meanwhile)."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "podnat-webhook-probe",
+            "namespace": NAMESPACE,
+            "annotations": {"podnat.io/redirect": "4321:1234"},
+        },
+        "spec": {
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "app", "image": image, "securityContext": RESTRICTED}],
+        },
+    }
+    probe = ("create", "--dry-run=server", "-o", "jsonpath={.spec.readinessGates}", "-f", "-")
+
+    def mutated() -> str:
+        done = cluster.kubectl(*probe, stdin=yaml.safe_dump(pod), check=False)
+        assert done.returncode == 0, done.stderr.strip()
+        return done.stdout  # the webhook added the readiness gate
+
+    eventually(mutated, timeout=60)
