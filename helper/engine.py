@@ -35,6 +35,7 @@ class Outcome(NamedTuple):
     exit_code: ExitCode = ExitCode.OK
     output: str = ""
     warning: bool = False  # applied, but another tool's rule may win (the Event is a Warning)
+    changed: bool = False  # the kernel's rules were written (converge: not already right)
 
 
 def read_plan(source: AnnotationSource) -> RedirectPlan:
@@ -64,10 +65,19 @@ class Engine:
     def verify(self, plan: RedirectPlan, target: Target) -> Outcome:
         return self._host.run(target.netns, lambda: self._verify(plan, target))
 
+    def converge(self, plan: RedirectPlan, target: Target) -> Outcome:
+        """Apply, unless the backend apply would choose already holds exactly this
+        ruleset: then nothing is written (rules that are right are never replaced).
+        One visit to the namespace, one session: a verify then an apply cost two,
+        and the verify's probe write a kernel commit of its own."""
+        return self._host.run(target.netns, lambda: self._apply(plan, target, False, keep=True))
+
     def cleanup(self, target: Target) -> Outcome:
         return self._host.run(target.netns, lambda: self._cleanup(target))
 
-    def _apply(self, plan: RedirectPlan, target: Target, dry_run: bool) -> Outcome:
+    def _apply(
+        self, plan: RedirectPlan, target: Target, dry_run: bool, *, keep: bool = False
+    ) -> Outcome:
         with self._host.session(target, shared=False) as session:
             present = session.global_families()
             usable = _usable_families(plan, present)
@@ -89,6 +99,8 @@ class Engine:
                         f"dry run: {backend.name} ruleset printed, nothing changed",
                         output=ruleset.text,
                     )
+                if keep and _holds(backend, ruleset.listing):
+                    return Outcome(f"verified: {backend.name} holds exactly the planned ruleset")
                 try:
                     listing = backend.apply(ruleset)
                     break
@@ -110,7 +122,7 @@ class Engine:
         summary = f"applied with {backend.name} ({families}): {plan.summary()}"
         if extra := findings.summary():
             summary += f"; {extra}"
-        return Outcome(summary, warning=findings.warning)
+        return Outcome(summary, warning=findings.warning, changed=True)
 
     def _verify(self, plan: RedirectPlan, target: Target) -> Outcome:
         with self._host.session(target, shared=True) as session:
@@ -163,6 +175,13 @@ def _neighbours(name: str, resolved: ResolvedPlan, backends: Sequence[Backend]) 
         if findings.counts[key] > len(lines):
             _log.warning("... and %d more like it", findings.counts[key] - len(lines))
     return findings
+
+
+def _holds(backend: Backend, listing: str) -> bool:
+    try:
+        return backend.listing() == listing
+    except BackendError:  # unreadable: the apply that follows says why, or works
+        return False
 
 
 def _usable_families(plan: RedirectPlan, present: frozenset[Family]) -> tuple[Family, ...]:

@@ -179,6 +179,51 @@ def test_a_dry_run_probes_for_real_since_it_writes_nothing() -> None:
     assert fake_nft.probes == 1 and fake_nft.applied == []
 
 
+# converge: apply unless already right, in one session
+
+
+def test_converge_writes_nothing_where_the_chosen_backend_holds_the_plan() -> None:
+    fake_nft = FakeBackend("nft", defers_probe=True)
+    engine, host = engine_for(fake_nft, FakeBackend("iptables-legacy"))
+    assert engine.converge(PLAN, Target()).changed
+    host.sessions.clear()
+    outcome = engine.converge(PLAN, Target())
+    assert outcome == (
+        "verified: nft holds exactly the planned ruleset",
+        ExitCode.OK,
+        "",
+        False,
+        False,
+    )
+    assert fake_nft.applied == [expected(PLAN, "nft")]  # the first converge's only
+    assert fake_nft.probes == 0  # no probe write: a verify would have made one
+    assert host.sessions == [(None, False)]  # one visit, under the exclusive lock
+
+
+def test_converge_applies_over_drift_and_says_so() -> None:
+    fake_nft = FakeBackend("nft", defers_probe=True, own=True)  # stale rules: drift
+    engine, _ = engine_for(fake_nft, FakeBackend("iptables-legacy"))
+    outcome = engine.converge(PLAN, Target())
+    assert outcome.changed and outcome.summary.startswith("applied with nft (ipv4/ipv6)")
+    assert fake_nft.held == expected(PLAN, "nft").listing
+
+
+def test_converge_on_a_backend_found_unusable_chooses_again_and_writes() -> None:
+    fake_nft = FakeBackend("nft", usable=False, defers_probe=True)
+    legacy = FakeBackend("iptables-legacy")
+    engine, _ = engine_for(fake_nft, legacy)
+    outcome = engine.converge(PLAN, Target())
+    assert outcome.changed and outcome.summary.startswith("applied with iptables-legacy")
+    assert legacy.applied == [expected(PLAN, "iptables-legacy")]
+
+
+def test_apply_always_writes_and_says_it_changed_something() -> None:
+    fake_nft = FakeBackend("nft")
+    engine, _ = engine_for(fake_nft, FakeBackend("iptables-legacy"))
+    assert engine.apply(PLAN, Target()).changed and engine.apply(PLAN, Target()).changed
+    assert len(fake_nft.applied) == 2
+
+
 # commit failure and rollback
 
 

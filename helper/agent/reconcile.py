@@ -22,7 +22,7 @@ from helper.agent.pods import Condition, PodView, Store
 from helper.agent.sandboxes import NodeNamespaceError, Sandbox, SandboxFinder
 from helper.agent.status import StatusWriter
 from helper.engine import Engine
-from helper.errors import ExitCode, PodnatError
+from helper.errors import PodnatError
 from helper.host.base import Target
 from helper.plan.model import RedirectPlan
 from helper.plan.parse import InvalidPlanError, parse_plan
@@ -218,12 +218,11 @@ class Reconciler:
             and memory.sandbox == _identity(sandbox)
             and memory.checked >= self._verify_due
         )
-        if trusted or self.engine.verify(plan, target).exit_code == ExitCode.OK:
-            self.status.condition(pod, Condition("True", "Applied", plan.summary()))
-            return
-        outcome = self.engine.apply(plan, target)
+        outcome = None if trusted else self.engine.converge(plan, target)
         # The condition first: it gates the pod's readiness; the Event only tells.
         self.status.condition(pod, Condition("True", "Applied", plan.summary()))
+        if outcome is None or not outcome.changed:
+            return
         if memory.plan == plan and memory.sandbox == _identity(sandbox):
             self.metrics.repairs.inc()
             message = f"drift repaired: {outcome.summary}"

@@ -8,6 +8,7 @@ so rules land where asked, the caller's threads stay where they were, and nothin
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,3 +124,39 @@ def test_families_are_those_of_the_entered_namespace(bare: Netns) -> None:
     assert global_families(), "the test's own namespace needs a global address to compare"
     outcome = Engine().apply(parse_plan({R: "4321:1234"}), Target(bare.path, "nft"))
     assert outcome.summary == "applied with nft (no family): 4321:1234/tcp"
+
+
+def _as_written(ns: Netns, backend: str) -> str:
+    """The live rules with what a rewrite would change: nft's handles, xtables' counters."""
+    if backend == "nft":
+        return ns.run("nft", "-a", "list", "ruleset")
+    saved = (
+        ns.run(save, "-c", "-t", "nat")
+        for save in ("iptables-legacy-save", "ip6tables-legacy-save")
+    )
+    return "\n".join(
+        line for text in saved for line in text.splitlines() if not line.startswith("#")
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_converge_leaves_right_rules_unwritten_and_rewrites_drift(lab: Lab, backend: str) -> None:
+    engine, target = Engine(), Target(lab.pod.path, backend)
+    plan = parse_plan({R: "4321:1234"})
+    first = engine.converge(plan, target)
+    assert first.changed and first.summary.startswith(f"applied with {backend}")
+    lab.serve(lab.pod, 1234)
+    assert lab.ask(lab.client_a, lab.POD_A4, 4321) == "served-by:1234"  # counts a packet
+    written = _as_written(lab.pod, backend)
+    assert backend == "nft" or re.search(r"\[[1-9]\d*:\d+\] -A", written), written
+    again = engine.converge(plan, target)
+    assert (again.changed, again.summary) == (
+        False,
+        f"verified: {backend} holds exactly the planned ruleset",
+    )
+    assert _as_written(lab.pod, backend) == written  # same handles, counters kept
+    engine.cleanup(target)  # drift: the rules are gone
+    repaired = engine.converge(plan, target)
+    assert repaired.changed
+    assert engine.verify(plan, target).exit_code is ExitCode.OK
+    assert lab.ask(lab.client_a, lab.POD_A4, 4321) == "served-by:1234"
