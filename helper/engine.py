@@ -13,7 +13,7 @@ from typing import NamedTuple
 from helper.backends.base import Backend, BackendError, Probe
 from helper.backends.neighbours import Findings, Neighbours, judge
 from helper.backends.select import Selection, select
-from helper.errors import ExitCode
+from helper.errors import ExitCode, PodnatError
 from helper.host.base import Host, Target
 from helper.log import Logger
 from helper.plan.model import Family, RedirectPlan, ResolvedPlan
@@ -27,6 +27,12 @@ _log = Logger()
 
 
 # A named tuple, not a dataclass (see helper/__init__.py).
+class NotAddressedError(PodnatError):
+    """converge(addressed=True) found no global address to take families from."""
+
+    exit_code = ExitCode.BACKEND
+
+
 class Outcome(NamedTuple):
     """What to tell the user at the end: a one-line summary, the exit code, and what
     the command shows on stdout (a dry-run's ruleset, verify's diff), if anything."""
@@ -65,21 +71,36 @@ class Engine:
     def verify(self, plan: RedirectPlan, target: Target) -> Outcome:
         return self._host.run(target.netns, lambda: self._verify(plan, target))
 
-    def converge(self, plan: RedirectPlan, target: Target) -> Outcome:
+    def converge(self, plan: RedirectPlan, target: Target, *, addressed: bool = False) -> Outcome:
         """Apply, unless the backend apply would choose already holds exactly this
         ruleset: then nothing is written (rules that are right are never replaced).
         One visit to the namespace, one session: a verify then an apply cost two,
-        and the verify's probe write a kernel commit of its own."""
-        return self._host.run(target.netns, lambda: self._apply(plan, target, False, keep=True))
+        and the verify's probe write a kernel commit of its own.
+
+        `addressed`: a plan that takes its families from the pod's addresses raises
+        NotAddressedError, writing nothing, while the namespace has no global address
+        (its network is still being set up) rather than install rules for no family."""
+        return self._host.run(
+            target.netns, lambda: self._apply(plan, target, False, keep=True, addressed=addressed)
+        )
 
     def cleanup(self, target: Target) -> Outcome:
         return self._host.run(target.netns, lambda: self._cleanup(target))
 
     def _apply(
-        self, plan: RedirectPlan, target: Target, dry_run: bool, *, keep: bool = False
+        self,
+        plan: RedirectPlan,
+        target: Target,
+        dry_run: bool,
+        *,
+        keep: bool = False,
+        addressed: bool = False,
     ) -> Outcome:
         with self._host.session(target, shared=False) as session:
             present = session.global_families()
+            auto = not plan.is_empty and not plan.families.explicit_families()
+            if addressed and auto and not present:
+                raise NotAddressedError("the namespace has no global address yet")
             usable = _usable_families(plan, present)
             # An apply proves a backend as its probe would, so a backend may leave its
             # probe to the apply (nft: one kernel transaction instead of two). Not for a

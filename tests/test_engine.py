@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from helper.backends.base import BackendError
-from helper.engine import Engine, read_plan
+from helper.engine import Engine, NotAddressedError, read_plan
 from helper.errors import ExitCode
 from helper.host.base import Target
 from helper.plan.model import Family, RedirectPlan
@@ -215,6 +215,21 @@ def test_converge_on_a_backend_found_unusable_chooses_again_and_writes() -> None
     outcome = engine.converge(PLAN, Target())
     assert outcome.changed and outcome.summary.startswith("applied with iptables-legacy")
     assert legacy.applied == [expected(PLAN, "iptables-legacy")]
+
+
+def test_converge_addressed_writes_nothing_in_a_namespace_with_no_global_address() -> None:
+    fake_nft = FakeBackend("nft", defers_probe=True)
+    host = FakeHost({None: (fake_nft, FakeBackend("iptables-legacy"))}, frozenset())
+    engine = Engine(host)
+    with pytest.raises(NotAddressedError, match="no global address yet"):
+        engine.converge(PLAN, Target(), addressed=True)
+    assert fake_nft.applied == [] and host.open_sessions == 0
+    # Families named in the plan need no address to choose them; nor an unaddressed call.
+    named = parse_plan({R: "4321:1234", F: "ipv4"})
+    assert engine.converge(named, Target(), addressed=True).summary.endswith(
+        "(ipv4): 4321:1234/tcp"
+    )
+    assert engine.converge(PLAN, Target()).summary.startswith("applied with nft (no family)")
 
 
 def test_apply_always_writes_and_says_it_changed_something() -> None:

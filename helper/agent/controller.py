@@ -9,7 +9,7 @@ import threading
 import time
 
 from helper.agent.pods import PodView, UnreadableError, object_key, pod_view
-from helper.agent.reconcile import Reconciler, Result
+from helper.agent.reconcile import SOON_S, Reconciler, Result
 from helper.agent.sandbox_watch import SandboxWatch
 from helper.agent.workqueue import WorkQueue
 from helper.errors import PodnatError
@@ -156,6 +156,8 @@ class Controller:
                 # A starting pod: the sandbox watch looks for it (one pass over /proc for all).
                 self.sandboxes.wait(key, pod.uid)
                 self.queue.forget(key)
+            elif result is Result.SOON and not self.stop.is_set():
+                self.queue.add_after(key, SOON_S)
             elif result is Result.RETRY and not self.stop.is_set():
                 self.sandboxes.drop(key)
                 self.queue.retry(key)

@@ -21,7 +21,7 @@ from helper.agent.pin import pinned
 from helper.agent.pods import Condition, PodView, Store
 from helper.agent.sandboxes import NodeNamespaceError, Sandbox, SandboxFinder
 from helper.agent.status import StatusWriter
-from helper.engine import Engine
+from helper.engine import Engine, NotAddressedError
 from helper.errors import PodnatError
 from helper.host.base import Target
 from helper.plan.model import RedirectPlan
@@ -35,6 +35,14 @@ class Result(Enum):
     DONE = "done"  # converged (or nothing to do): forget the backoff
     RETRY = "retry"  # a failure: requeue with backoff
     WAIT = "wait"  # no sandbox yet (the pod is starting): requeue soon, backoff capped low
+    SOON = "soon"  # a sandbox whose network is still being set up: requeue after SOON_S
+
+
+SOON_S = 0.1
+# A sandbox this young with no global address is still being wired (with user namespaces
+# the runtime starts it before the CNI plugin runs): no rules for no family, yet. Older, it
+# is a pod that has none, and gets what `auto` makes of that (a warning, no family).
+ADDRESS_WAIT_S = 10.0
 
 
 @dataclass
@@ -180,6 +188,9 @@ class Reconciler:
                     self._clean(pod, memory, sandbox, target)
                 else:
                     self._apply(pod, memory, plan, sandbox, target)
+        except NotAddressedError:
+            _log.debug("pod %s: its sandbox has no global address yet", pod.key)
+            return Result.SOON
         except PodnatError as err:
             self.metrics.errors.inc()
             message = f"rules not applied: {err}"
@@ -218,7 +229,8 @@ class Reconciler:
             and memory.sandbox == _identity(sandbox)
             and memory.checked >= self._verify_due
         )
-        outcome = None if trusted else self.engine.converge(plan, target)
+        young = process_clock.age(sandbox.start_ticks) < ADDRESS_WAIT_S
+        outcome = None if trusted else self.engine.converge(plan, target, addressed=young)
         # The condition first: it gates the pod's readiness; the Event only tells.
         self.status.condition(pod, Condition("True", "Applied", plan.summary()))
         if outcome is None or not outcome.changed:

@@ -120,7 +120,7 @@ class AgentNode:
         annotations: dict[str, str],
         *,
         host_network: bool = False,
-        sandbox: str = "netns",  # netns | host | none
+        sandbox: str = "netns",  # netns | bare (loopback only: no CNI yet) | host | none
         labels: dict[str, str] | None = None,
         windows: bool = False,
     ) -> PodHandle:
@@ -139,16 +139,22 @@ class AgentNode:
         assert made.metadata is not None and made.metadata.uid
         handle = PodHandle(namespace, name, made.metadata.uid)
         if sandbox != "none":
-            handle.sandbox = self.start_sandbox(handle.uid, in_netns=sandbox == "netns")
+            in_netns = sandbox in ("netns", "bare")
+            handle.sandbox = self.start_sandbox(
+                handle.uid, in_netns=in_netns, wired=sandbox != "bare"
+            )
         return handle
 
-    def start_sandbox(self, uid: str, *, in_netns: bool = True) -> Sandbox:
+    def start_sandbox(self, uid: str, *, in_netns: bool = True, wired: bool = True) -> Sandbox:
         netns = Netns(f"pna-{uuid.uuid4().hex[:8]}") if in_netns else None
         argv = ["sleep", "3600"]
         if netns is not None:
             sh("ip", "netns", "add", netns.name)
             try:
-                _wire(netns)
+                if wired:
+                    wire(netns)
+                else:
+                    sh("ip", "-n", netns.name, "link", "set", "lo", "up")
             except RuntimeError:
                 sh("ip", "netns", "del", netns.name, check=False)
                 raise
@@ -197,7 +203,7 @@ class AgentNode:
             self.core.delete_node(self.name)
 
 
-def _wire(netns: Netns) -> None:
+def wire(netns: Netns) -> None:
     """lo, and a global address of each family, as a pod has: the rules cover both."""
     name = netns.name
     sh("ip", "-n", name, "link", "set", "lo", "up")

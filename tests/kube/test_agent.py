@@ -24,6 +24,7 @@ from tests.kube.agent_kit import (
     table,
     verified,
     wait_for,
+    wire,
 )
 from tests.kube.agent_process import Agent
 
@@ -286,6 +287,35 @@ def test_a_pod_whose_sandbox_comes_later_gets_its_rules_within_a_second(
         assert f"pod {pod.namespace}/{pod.name}: rules in " in agent.log_text()
     finally:
         assert agent.stop() == 0
+
+
+def test_a_sandbox_still_being_wired_gets_its_rules_once_it_has_an_address(
+    node: AgentNode, agent: Agent
+) -> None:
+    # With user namespaces the runtime starts the sandbox before the CNI plugin gives it
+    # its addresses: rules made then would be for no family, and the gate would open.
+    pod = node.pod(node.namespace(), WEB, sandbox="bare")
+    netns = pod.netns
+    time.sleep(1.5)  # the agent has looked many times
+    assert (table(netns), node.condition(pod)) == ("", None)
+    wire(netns)  # the CNI plugin's turn: an address of each family
+    started = time.monotonic()
+    wait_for("the rules", lambda: verified(netns, WEB))
+    assert time.monotonic() - started < 1.0
+    assert "tcp dport 8080 dnat to :80" in table(netns)  # both families: one inet rule
+    wait_for("condition True", lambda: has_condition(node, pod, "True", "Applied"))
+
+
+def test_a_sandbox_with_no_address_after_the_wait_gets_rules_for_no_family(
+    node: AgentNode, agent: Agent
+) -> None:
+    pod = node.pod(node.namespace(), WEB, sandbox="bare")
+    netns = pod.netns
+    # Bounded: ADDRESS_WAIT_S after the sandbox started, `auto` finds no family to redirect.
+    wait_for("condition True", lambda: has_condition(node, pod, "True", "Applied"), timeout=20)
+    assert verified(netns, WEB)
+    assert "dnat to" not in table(netns)
+    assert "RedirectsApplied: applied with nft (no family): 8080:80/tcp" in agent.log_text()
 
 
 def test_iptables_legacy_create_change_remove(
