@@ -14,7 +14,10 @@ keeps naming the same process even if the PID is reused meanwhile, with a size c
 
 A pass reads only the processes it has not classified before. A process's cgroup and network
 namespace change only while the runtime sets it up (runc's init, milliseconds; under load
-about a second): one older than STEADY_S is classified for its life. Its /proc/PID entry's
+about a second): one older than STEADY_S is classified for its life, and so is one already in
+a pod's cgroup and outside the node's namespace, where the runtime puts a container's
+processes before they run (a starting pod's own processes were most of what each pass
+read again, ten times a second, while 20 pods started). Its /proc/PID entry's
 inode, from the listing, tells it from a successor under the same PID (the kernel gives a new
 process a new inode). Reading every process's files at each pass cost 3.4-5.2 ms of CPU for
 113 processes on the dev VM, ten times a second while pods start; a pass that reads nothing
@@ -107,6 +110,8 @@ class SandboxFinder:
             known = self._known.get(uid)
             if known is not None:
                 again = self._reread(uid, *known)
+                if again is None:  # gone, or a zombie with no namespace: not a final answer
+                    self._final.pop(known[0], None)
                 # One in the node's namespace may be runc's init, the pod's sandbox to come:
                 # a scan looks at every process of the pod.
                 if again is not None and (again.netns != self._node_netns or not scan):
@@ -154,11 +159,7 @@ class SandboxFinder:
             else:
                 seen, ticks = self._read(pid, None)
                 # Inode 1: the kernel could not say which process the entry was.
-                if (
-                    inode > 1
-                    and ticks is not None
-                    and process_clock.age(ticks) >= self._steady_after
-                ):
+                if inode > 1 and ticks is not None and self._final_answer(seen, ticks):
                     final[pid] = _Classified(inode, seen)
             if seen is not None:
                 pods.setdefault(seen[0], []).append(seen[1])
@@ -168,6 +169,10 @@ class SandboxFinder:
         chosen = {uid: self._earliest(ps) for uid, ps in pods.items()}
         self._known = {uid: (p.pid, p.start_ticks) for uid, p in chosen.items()}
         return pods
+
+    def _final_answer(self, seen: tuple[str, _Process] | None, ticks: int) -> bool:
+        placed = seen is not None and seen[1].netns != self._node_netns
+        return placed or process_clock.age(ticks) >= self._steady_after
 
     def _pids(self) -> list[tuple[int, int]]:
         """(PID, inode of its /proc entry) of every process; the inode comes with the listing."""

@@ -29,7 +29,7 @@ from pathlib import Path
 from tests.kit.paths import cache_dir
 from tests.kit.pki import Pki, openssl
 from tests.kit.tools import tools_bin
-from tests.kit.webhook import free_port
+from tests.kit.webhook import free_ports
 
 DEFAULT_DIR = cache_dir() / "cluster"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -58,7 +58,7 @@ class ControlPlane:
         self.down()
         self.state.mkdir(parents=True, exist_ok=True)
         self._certificates()
-        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        etcd_port, peer_port, api_port = free_ports(3)
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         self._start(
             "etcd",

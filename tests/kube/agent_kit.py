@@ -254,13 +254,17 @@ def condition_history(
     stop = threading.Event()
 
     def follow() -> None:
+        # Each watch goes on from the last version seen: a change between two is not lost.
+        since: dict[str, str] = {}
         while not stop.is_set():
             for event in watch.Watch().stream(  # type: ignore[no-untyped-call]
                 core.list_namespaced_pod,
                 pod.namespace,
                 field_selector=f"metadata.name={pod.name}",
                 timeout_seconds=1,
+                **since,
             ):
+                since["resource_version"] = event["object"].metadata.resource_version
                 status = event["object"].status
                 for item in (status.conditions if status else None) or ():
                     if item.type == CONDITION:

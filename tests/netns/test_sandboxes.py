@@ -215,20 +215,22 @@ def test_a_process_gone_after_the_scan_is_not_found_and_its_successor_is(
     assert (found.pid, found.inode) == (second, lab_node.inode(netns))
 
 
-def test_a_steady_process_is_read_once_and_a_young_one_at_every_pass(
+def test_a_process_is_read_at_every_pass_until_its_answer_is_final(
     cgroups: Hierarchy, lab_node: Node
 ) -> None:
-    # A process's cgroup changes only while the runtime sets it up; a steady one is not read
-    # again. Moving a process between pods' cgroups (no kubelet does) shows which was read.
+    # A process's cgroup and namespace change only while the runtime sets it up: it is read
+    # again while young and in no pod outside the node's namespace, then never. Moving a
+    # process between cgroups afterwards (no kubelet does) shows whether it was read.
     steady = SandboxFinder(node_netns=NODE_NETNS, steady=0.0)  # every answer final at once
     young = SandboxFinder(node_netns=NODE_NETNS)
     first, second = new_uid(), new_uid()
-    pid = lab_node.start(lab_node.netns())
+    pid = lab_node.start(lab_node.netns())  # in no pod's cgroup yet: runc's, say
+    assert first not in steady.present() and first not in young.present()
     cgroups.place(cgroupfs(first), pid)
-    assert first in steady.present() and first in young.present()
+    assert first not in steady.present()  # old enough: "no pod" was its answer for life
+    assert first in young.present()  # young: read again, and now in a pod, in its namespace
     cgroups.place(cgroupfs(second), pid)
-    assert first in steady.present() and second not in steady.present()
-    assert second in young.present() and first not in young.present()
+    assert first in young.present() and second not in young.present()  # final: not read
 
 
 def test_a_new_process_under_a_reused_pid_is_read(cgroups: Hierarchy, lab_node: Node) -> None:
