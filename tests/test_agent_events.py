@@ -24,12 +24,14 @@ class HeldClient:
     def __init__(self) -> None:
         self.begun, self.release = threading.Event(), threading.Event()
         self.reasons: list[str] = []
+        self.stamps: list[str] = []
 
     def request(self, method: str, path: str, body: dict[str, Any], **_: object) -> None:
         assert (method, path) == ("POST", "/api/v1/namespaces/ns/events")
         self.begun.set()
         assert self.release.wait(10)
         self.reasons.append(body["reason"])
+        self.stamps.append(body["firstTimestamp"])
 
 
 def test_events_are_posted_in_order_by_their_thread_and_beyond_the_bound_dropped(
@@ -73,3 +75,18 @@ def test_an_event_that_fails_unexpectedly_stops_no_later_one(
         writer.close(10)
     assert client.reasons == ["raised", "Second"]
     assert "pod ns/web: posting a First Event failed" in caplog.text
+
+
+def test_an_event_says_when_it_happened_not_when_it_was_posted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stamps = iter(["2026-11-30T07:00:00Z", "2026-11-30T07:00:01Z", "2026-11-30T07:00:09Z"])
+    monkeypatch.setattr(status, "_now", lambda: next(stamps))
+    client = HeldClient()
+    writer = StatusWriter(client, "node")  # type: ignore[arg-type]
+    writer.event(POD, "First", "m")
+    assert client.begun.wait(10)
+    writer.event(POD, "Second", "m")  # waits behind the first
+    client.release.set()
+    writer.close(10)
+    assert client.stamps == ["2026-11-30T07:00:00Z", "2026-11-30T07:00:01Z"]

@@ -32,7 +32,7 @@ def _path(namespace: str, rest: str) -> str:
 class StatusWriter:
     def __init__(self, client: KubeClient, node: str) -> None:
         self._client, self._node = client, node
-        self._events: queue.Queue[tuple[PodView, str, str, bool] | None] = queue.Queue(
+        self._events: queue.Queue[tuple[PodView, str, str, bool, str] | None] = queue.Queue(
             EVENTS_WAITING
         )
         self._poster: threading.Thread | None = None
@@ -81,7 +81,7 @@ class StatusWriter:
                 self._poster = threading.Thread(target=self._post_all, name="events", daemon=True)
                 self._poster.start()
         try:
-            self._events.put_nowait((pod, reason, message, warning))
+            self._events.put_nowait((pod, reason, message, warning, _now()))  # when it happened
         except queue.Full:
             _log.warning(
                 "pod %s: %s Event dropped: %d Events wait to be posted", pod.key, reason,
@@ -108,8 +108,7 @@ class StatusWriter:
             except Exception:  # a bug: the Events after it are still posted
                 _log.exception("pod %s: posting a %s Event failed", item[0].key, item[1])
 
-    def _post(self, pod: PodView, reason: str, message: str, warning: bool) -> None:
-        now = _now()
+    def _post(self, pod: PodView, reason: str, message: str, warning: bool, now: str) -> None:
         body = {
             "apiVersion": "v1",
             "kind": "Event",
