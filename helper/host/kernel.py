@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from helper.backends.nft.backend import NftBackend
 from helper.backends.xtables.backend import IptablesLegacyBackend
@@ -15,6 +15,9 @@ from helper.system.addresses import global_families
 from helper.system.netns import entered, run_inside
 from helper.system.netns_lock import namespace_lock
 from helper.system.privileges import raise_permitted
+
+if TYPE_CHECKING:
+    from helper.backends.nft.closer import Closer
 
 T = TypeVar("T")
 
@@ -29,6 +32,13 @@ class KernelHost:
 
     def __init__(self, *, one_shot: bool = False) -> None:
         self.one_shot = one_shot
+        # A long-lived process frees its nft contexts in a thread: a commit's context waits
+        # for an RCU grace period as it closes, which the caller need not.
+        self.closer: Closer | None = None
+        if not one_shot:
+            from helper.backends.nft.closer import Closer  # noqa: PLC0415 - threads: not the CLI's
+
+            self.closer = Closer()
 
     def run(self, netns: StrPath | None, work: Callable[[], T]) -> T:
         if netns is None:
@@ -45,7 +55,10 @@ class KernelHost:
         # to any other podnat.
         with namespace_lock(shared=shared, timeout=target.lock_timeout) as lock_fd:
             raise_permitted()  # a non-root image user's NET_ADMIN/NET_RAW, before any probe
-            nft = NftBackend(free_on_close=not self.one_shot)
+            nft = NftBackend(
+                free_on_close=not self.one_shot,
+                closer=None if self.closer is None else self.closer.close,
+            )
             legacy = IptablesLegacyBackend(
                 target.lock_file, first_family_in_process=self.one_shot, inherit_fds=(lock_fd,)
             )

@@ -18,6 +18,7 @@ import pytest
 from helper.engine import Engine
 from helper.errors import ExitCode
 from helper.host.base import Target
+from helper.host.kernel import KernelHost
 from helper.plan.parse import parse_plan
 from helper.system.addresses import global_families
 from tests.cases import R
@@ -101,7 +102,8 @@ def _children() -> list[str]:
 
 
 def test_many_operations_leave_nothing_behind(lab: Lab, second_lab: Lab) -> None:
-    engine = Engine()
+    host = KernelHost()
+    engine = Engine(host)
     plan = parse_plan({R: "4321:1234, 8000-8002:9000-9002"})
     descriptors, children = _open_descriptors(), _children()
     for _ in range(3):
@@ -115,6 +117,8 @@ def test_many_operations_leave_nothing_behind(lab: Lab, second_lab: Lab) -> None
             assert engine.cleanup(Target(pod.path)).summary == (
                 "removed podnat's rules from iptables-legacy"
             )
+    assert host.closer is not None
+    host.closer.wait_idle()  # contexts are freed in its thread, off the caller's path
     assert _open_descriptors() == descriptors
     assert _children() == children
     assert threading.active_count() == 1 + sum(1 for t in threading.enumerate() if t.daemon)

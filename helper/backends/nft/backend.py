@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from helper.backends.base import BackendError, NatRules, Probe
@@ -33,13 +33,16 @@ class NftBackend:
     (its netlink socket stays bound there): one backend per namespace operation.
 
     `free_on_close=False` leaves the context to the process's exit: a one-shot CLI
-    saves the ~10 ms teardown; a long-lived process must free it.
+    saves the ~10 ms teardown; a long-lived process must free it, in place or through
+    `closer` (a thread of its own: see closer.py).
     """
 
     name = "nft"
 
-    def __init__(self, *, free_on_close: bool = True) -> None:
-        self._free_on_close = free_on_close
+    def __init__(
+        self, *, free_on_close: bool = True, closer: Callable[[Nft], None] | None = None
+    ) -> None:
+        self._free_on_close, self._closer = free_on_close, closer
         self._context: Nft | None = None
         self._listed: list[dict[str, Any]] | None = None  # nat_rules()' listing, if it ran
 
@@ -165,7 +168,10 @@ class NftBackend:
 
     def close(self) -> None:
         if self._context is not None and self._free_on_close:
-            self._context.close()
+            if self._closer is not None:
+                self._closer(self._context)
+            else:
+                self._context.close()
         self._context = None
 
 
