@@ -90,34 +90,3 @@ def test_an_event_says_when_it_happened_not_when_it_was_posted(
     client.release.set()
     writer.close(10)
     assert client.stamps == ["2026-11-30T07:00:00Z", "2026-11-30T07:00:01Z"]
-
-
-class RecordingClient:
-    def __init__(self) -> None:
-        self.reasons: list[str] = []
-        self.posted = threading.Event()
-
-    def request(self, method: str, path: str, body: dict[str, Any], **_: object) -> None:
-        self.reasons.append(body["reason"])
-        self.posted.set()
-
-
-def test_events_wait_while_pods_start_on_the_node_but_never_past_the_bound(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(status, "HOLD_S", 0.5)
-    client, starting = RecordingClient(), threading.Event()
-    writer = StatusWriter(client, "node")  # type: ignore[arg-type]
-    writer.hold_while(starting.is_set)
-    starting.set()
-    writer.event(POD, "Held", "m")
-    assert not client.posted.wait(0.2)  # pods start: it waits
-    starting.clear()
-    assert client.posted.wait(10)  # they started: posted
-    client.posted.clear()
-    starting.set()  # pods that never finish starting (a stuck one)
-    writer.event(POD, "Bounded", "m")
-    assert client.posted.wait(10)  # posted all the same, HOLD_S later
-    writer.event(POD, "AtClose", "m")
-    writer.close(10)  # shutting down: no more holding
-    assert client.reasons == ["Held", "Bounded", "AtClose"]

@@ -35,7 +35,6 @@ class Controller:
         self.reconciler, self.store, self.queue = reconciler, reconciler.store, WorkQueue()
         self.stop = threading.Event()
         self.sandboxes = SandboxWatch(reconciler.finder, self.queue.add)
-        reconciler.status.hold_while(lambda: self.sandboxes.waiting() > 0)  # pods starting
         self._excluded, self._label_keys = excluded, label_keys
         self._workers, self._interval = workers, verify_interval
         self._namespaces_listed = threading.Event()

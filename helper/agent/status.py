@@ -2,9 +2,7 @@
 
 The condition gates the pod's readiness: a reconcile writes it before it ends. Events only
 tell: one thread posts them in order, so that a worker goes on to the next starting pod
-instead of waiting for the API server's answer to an Event. While pods start on the node
-(`hold_while`), Events wait, up to HOLD_S: each costs the API server about as much as the
-condition (measured), and its cores are what a starting pod waits on.
+instead of waiting for the API server's answer to an Event.
 """
 
 from __future__ import annotations
@@ -14,14 +12,12 @@ import queue
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
 
 from helper.agent.pods import CONDITION, MAX_CONDITION_MESSAGE, Condition, PodView
 from helper.kube.client import ApiError, KubeClient
 
 COMPONENT = "podnat-agent"
 EVENTS_WAITING = 1000  # Events not posted yet; beyond that, one is dropped (and logged)
-HOLD_S, HOLD_POLL_S = 5.0, 0.1  # an Event waits at most this long for the node's pods to start
 _log = logging.getLogger("podnat.agent")
 
 
@@ -41,12 +37,6 @@ class StatusWriter:
         )
         self._poster: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._busy: Callable[[], bool] = lambda: False
-        self._closing = threading.Event()
-
-    def hold_while(self, busy: Callable[[], bool]) -> None:
-        """Events wait while `busy()` (pods start on the node), up to HOLD_S each."""
-        self._busy = busy
 
     def condition(self, pod: PodView, wanted: Condition) -> bool:
         """Write our condition when status, reason or message differ; True if written.
@@ -105,7 +95,6 @@ class StatusWriter:
         if poster is None:
             return
         deadline = time.monotonic() + timeout
-        self._closing.set()  # no more holding: what waits is posted now
         try:
             self._events.put(None, timeout=timeout)
         except queue.Full:
@@ -114,17 +103,10 @@ class StatusWriter:
 
     def _post_all(self) -> None:
         while (item := self._events.get()) is not None:
-            self._hold()
             try:
                 self._post(*item)
             except Exception:  # a bug: the Events after it are still posted
                 _log.exception("pod %s: posting a %s Event failed", item[0].key, item[1])
-
-    def _hold(self) -> None:
-        deadline = time.monotonic() + HOLD_S
-        while time.monotonic() < deadline and self._busy():
-            if self._closing.wait(HOLD_POLL_S):
-                return
 
     def _post(self, pod: PodView, reason: str, message: str, warning: bool, now: str) -> None:
         body = {
