@@ -37,7 +37,7 @@ from tests.kit.workloads import RESTRICTED, SERVER
 
 REPLICAS, ROUNDS, CHANGES = 20, 6, 20  # 6 rounds: each order of the 3 modes once
 SETTLE_S = 2.0  # at least, after a Deployment's pods are gone: their teardown (runc, CNI)
-QUIET, QUIET_WAIT_S = 0.15, 60.0  # then until the CPU is this busy at most (share of all)
+QUIET, QUIET_WAIT_S = 0.15, 20.0  # then until the CPU is this busy at most (share of all)
 PLAIN_NS = "podnat-bench-plain"
 ADDED_MS_TARGET, ANNOTATE_P99_TARGET_S = 300.0, 1.0
 MODES = {"none": PLAIN_NS, "init": INIT_NS, "agent": AGENT_NS}
