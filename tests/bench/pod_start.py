@@ -293,7 +293,8 @@ def run(cluster: Cluster, image: str, targets: Targets) -> None:
                 print(flush=True)
                 settle()
         latencies = annotate_latencies(api, cluster, image)
-    cluster.kubectl("delete", "namespace", PLAIN_NS, "--wait=false")
+    # Gone before this returns: a run started right after would see it terminating.
+    cluster.kubectl("delete", "namespace", PLAIN_NS, "--timeout=120s", timeout=150)
     medians = {mode: statistics.median(values) * 1000 for mode, values in per_pod.items()}
     print(f"pod start, watch ADDED -> Ready ({REPLICAS} replicas x {ROUNDS} rounds, interleaved):")
     for mode in MODES:
