@@ -293,7 +293,7 @@ def test_a_pod_whose_sandbox_comes_later_gets_its_rules_within_a_second(
 def test_a_sandbox_still_being_wired_gets_its_rules_once_it_has_an_address(
     node: AgentNode, agent: Agent
 ) -> None:
-    # With user namespaces the runtime starts the sandbox before the CNI plugin gives it
+    # containerd 1.7 starts a user-namespaced pod's sandbox before the CNI plugin gives it
     # its addresses: rules made then would be for no family, and the gate would open.
     pod = node.pod(node.namespace(), WEB, sandbox="bare")
     netns = pod.netns
