@@ -40,8 +40,8 @@ class Result(Enum):
 
 SOON_S = 0.1
 # A sandbox this young with no global address is still being wired (containerd 1.7 starts
-# a user-namespaced pod's sandbox before the CNI plugin runs): no rules for no family, yet. Older, it
-# is a pod that has none, and gets what `auto` makes of that (a warning, no family).
+# a user-namespaced pod's sandbox before the CNI plugin runs): no rules for no family, yet.
+# Older, it is a pod that has none, and gets what `auto` makes of that (a warning, no family).
 ADDRESS_WAIT_S = 10.0
 
 
