@@ -26,13 +26,13 @@ BACKEND_CHOICES = ("auto", rulesets.NFT, rulesets.IPTABLES_LEGACY)
 _log = Logger()
 
 
-# A named tuple, not a dataclass (see helper/__init__.py).
 class NotAddressedError(PodnatError):
     """converge(addressed=True) found no global address to take families from."""
 
     exit_code = ExitCode.BACKEND
 
 
+# A named tuple, not a dataclass (see helper/__init__.py).
 class Outcome(NamedTuple):
     """What to tell the user at the end: a one-line summary, the exit code, and what
     the command shows on stdout (a dry-run's ruleset, verify's diff), if anything."""
