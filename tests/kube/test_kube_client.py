@@ -84,6 +84,38 @@ def test_an_oversized_watch_event_is_refused_and_the_reflector_relists(
     assert not thread.is_alive()
 
 
+def test_an_event_longer_than_one_read_arrives_whole(
+    control_plane: ControlPlane, api: client.ApiClient, namespace: str
+) -> None:
+    # The stream is read in blocks of at most a chunk: an event spans many of them.
+    core = client.CoreV1Api(api)
+    kube = KubeClient(connect(str(control_plane.kubeconfig))[0])
+    lists: list[int] = []
+    fillers: dict[str, int] = {}
+    stop = threading.Event()
+
+    def seen(kind: str, obj: Obj) -> None:
+        fillers[f"{kind} {obj['metadata']['name']}"] = len(obj["metadata"]["annotations"]["filler"])
+
+    reflector = Reflector(
+        kube, f"/api/v1/namespaces/{namespace}/pods", {}, lambda i: lists.append(len(i)), seen, stop
+    )
+    thread = threading.Thread(target=reflector.run)
+    thread.start()
+    try:
+        wait_for("the first list", lambda: lists == [0])
+        for name, size in (("big", 100 * 1024), ("small", 10), ("bigger", 250 * 1024)):
+            _pod(core, namespace, name, filler=size)
+        wait_for("three events", lambda: len(fillers) == 3, timeout=30)
+        assert fillers == {"ADDED big": 100 * 1024, "ADDED small": 10, "ADDED bigger": 250 * 1024}
+        assert lists == [0]  # never a relist
+    finally:
+        stop.set()
+        reflector.close()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
 def test_errors_name_the_call_and_stop_retrying_on_4xx(control_plane: ControlPlane) -> None:
     kube = KubeClient(connect(str(control_plane.kubeconfig))[0])
     started = time.monotonic()
