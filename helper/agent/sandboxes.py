@@ -95,6 +95,8 @@ class SandboxFinder:
         self._lock = threading.Lock()
         self._known: dict[str, tuple[int, int]] = {}  # uid -> (pid, start_ticks)
         self._final: dict[int, _Classified] = {}  # pid -> its answer, once `steady` old
+        self._young: dict[int, tuple[int, int]] = {}  # pid -> (entry inode, start ticks)
+        self._proc_dir = str(proc)  # joined as text: pathlib was a fifth of a pass's CPU
 
     def find(self, pod_uid: str, *, scan: bool = True) -> Sandbox | None:
         """The pod's sandbox; None when no process of the pod runs here.
@@ -151,19 +153,27 @@ class SandboxFinder:
     def _scan_locked(self) -> dict[str, list[_Process]]:
         pods: dict[str, list[_Process]] = {}
         final: dict[int, _Classified] = {}
+        young: dict[int, tuple[int, int]] = {}
         for pid, inode in self._pids():
             known = self._final.get(pid)
             if known is not None and known.inode == inode:
                 seen = known.pod
                 final[pid] = known
             else:
-                seen, ticks = self._read(pid, None)
+                # A process read before keeps its start: only its cgroup is read again.
+                before = self._young.get(pid)
+                start = before[1] if before is not None and before[0] == inode else None
+                seen, ticks = self._read(pid, None, start)
                 # Inode 1: the kernel could not say which process the entry was.
-                if inode > 1 and ticks is not None and self._final_answer(seen, ticks):
-                    final[pid] = _Classified(inode, seen)
+                if inode > 1 and ticks is not None:
+                    if self._final_answer(seen, ticks):
+                        final[pid] = _Classified(inode, seen)
+                    else:
+                        young[pid] = (inode, ticks)
             if seen is not None:
                 pods.setdefault(seen[0], []).append(seen[1])
-        self._final = final  # processes gone since the last pass are forgotten
+        # Processes gone since the last pass are forgotten.
+        self._final, self._young = final, young
         for processes in pods.values():
             processes.sort()  # earliest start first; the PID breaks a tie within a tick
         chosen = {uid: self._earliest(ps) for uid, ps in pods.items()}
@@ -194,16 +204,18 @@ class SandboxFinder:
         return seen[1]
 
     def _read(
-        self, pid: int, want_uid: str | None
+        self, pid: int, want_uid: str | None, ticks: int | None = None
     ) -> tuple[tuple[str, _Process] | None, int | None]:
         """(pod UID, process) when the process belongs to a pod (to that one, if given), else
-        None; and the process's start in ticks, None when it could not be read."""
+        None; and the process's start in ticks (read unless given), None when it could not
+        be read."""
         try:
-            directory = os.open(self._proc / str(pid), _DIRECTORY)
+            directory = os.open(f"{self._proc_dir}/{pid}", _DIRECTORY)
         except OSError:
             return None, None  # gone
         try:
-            ticks = process_clock.start_ticks(_read_capped("stat", directory, STAT_FILE_CAP))
+            if ticks is None:
+                ticks = process_clock.start_ticks(_read_capped("stat", directory, STAT_FILE_CAP))
             uid = pod_uid_of_process(_read_capped("cgroup", directory, CGROUP_FILE_CAP))
             if uid is None or (want_uid is not None and uid != want_uid):
                 return None, ticks

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from helper.agent.cgroup_paths import InvalidPodUidError
-from helper.agent.sandboxes import NodeNamespaceError, SandboxFinder
+from helper.agent.sandboxes import STEADY_S, NodeNamespaceError, SandboxFinder
+from helper.system import process_clock
 from tests.kit.cgroups import (
     CONTAINER,
     V1_NAME,
@@ -233,13 +234,18 @@ def test_a_process_is_read_at_every_pass_until_its_answer_is_final(
     assert first in young.present() and second not in young.present()  # final: not read
 
 
-def test_a_new_process_under_a_reused_pid_is_read(cgroups: Hierarchy, lab_node: Node) -> None:
-    finder = SandboxFinder(node_netns=NODE_NETNS, steady=0.0)
+@pytest.mark.parametrize("steady", [0.0, STEADY_S], ids=["final", "young"])
+def test_a_new_process_under_a_reused_pid_is_read(
+    cgroups: Hierarchy, lab_node: Node, steady: float
+) -> None:
+    # Final: its answer is never reused. Young: its start (kept between passes) is not.
+    finder = SandboxFinder(node_netns=NODE_NETNS, steady=steady)
     uid, netns = new_uid(), lab_node.netns()
     for _ in range(20):  # another process may take the PID first: tried again
         old = lab_node.start(None)  # in no pod's cgroup, and known as such for its life
         assert uid not in finder.present()
         lab_node.stop(old)
+        time.sleep(0.05)  # a start some clock ticks later than old's
         Path("/proc/sys/kernel/ns_last_pid").write_text(str(old - 1))  # the next PID is old's
         pid = lab_node.start(netns)
         if pid == old:
@@ -250,6 +256,7 @@ def test_a_new_process_under_a_reused_pid_is_read(cgroups: Hierarchy, lab_node: 
     cgroups.place(cgroupfs(uid), pid)
     found = finder.find(uid, scan=False) if uid in finder.present() else None
     assert found is not None and (found.pid, found.inode) == (pid, lab_node.inode(netns))
+    assert found.start_ticks == process_clock.start_ticks(Path(f"/proc/{pid}/stat").read_text())
 
 
 def test_processes_that_come_and_go_during_scans_never_disturb_them(
