@@ -24,7 +24,7 @@ from helper.sources.kube_api import Connection, _jitter
 _RETRYABLE = {429, 500, 502, 503, 504}
 MAX_BODY = 64 << 20  # a LIST page: pods are ≤ 1.5 MiB each (etcd), 500 a page
 MAX_EVENT = 4 << 20  # one watch event line
-_READ_SIZE = 64 << 10
+_READ_SIZE = 64 << 10  # at most this much per read of a watch stream; lines may span reads
 _log = logging.getLogger("podnat.kube")
 
 
@@ -174,7 +174,8 @@ class Watch:
                 return  # the server ended the watch (timeoutSeconds)
             pending += data
             start = 0
-            while (end := pending.find(b"\n", start)) >= 0:
+            # Closed meanwhile (another thread): no further event, as before a read.
+            while not self._closed and (end := pending.find(b"\n", start)) >= 0:
                 if end - start > cap:
                     raise TooLargeError(f"a watch event larger than {cap} bytes: refused")
                 event = _json(pending[start:end])
