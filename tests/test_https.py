@@ -1,5 +1,6 @@
-"""helper.sources.https against a real TLS server on loopback that answers with scripted
-bytes: the replies the API server gives, and the ones no server should."""
+"""podnat's HTTPS clients against a real TLS server on loopback that answers with scripted
+bytes: the replies the API server gives, and the ones no server should (helper.sources.https);
+kept connections the server closes between requests (helper.kube.client)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from helper.kube.client import ApiError, KubeClient
 from helper.sources.https import MAX_BODY, MAX_HEAD, HttpsConnection, ProtocolError
+from helper.sources.kube_api import Connection
 from tests.kit.pki import Pki
 
 
@@ -199,3 +202,40 @@ def test_a_line_break_in_a_header_is_refused_before_anything_is_sent(
 
 def test_protocol_errors_are_os_errors_like_every_other_connection_failure() -> None:
     assert issubclass(ProtocolError, OSError)
+
+
+def _kube(server: ScriptedServer) -> KubeClient:
+    return KubeClient(Connection(f"https://127.0.0.1:{server.port}", server.client_context))
+
+
+def test_a_kept_connection_the_server_closed_while_idle_is_replaced_before_use(
+    serve: Serve,
+) -> None:
+    # The API server closes a connection idle for 90 s: the next call must not fail first.
+    server = serve(ok(b'{"n": 1}'), ok(b'{"n": 2}'), close_after={0})
+    kube = _kube(server)
+    assert kube.request("GET", "/", attempts=1) == {"n": 1}
+    assert kube.request("PATCH", "/", {"a": 1}, attempts=1) == {"n": 2}  # no retry needed
+    assert server.connections == 2
+
+
+def test_a_kept_connection_closed_as_the_request_goes_out_is_retried_at_once(
+    serve: Serve,
+) -> None:
+    # The server read the second request and closed without an answer (its idle close
+    # racing the request): sent again on a new connection, within the same attempt.
+    server = serve(ok(b'{"n": 1}'), b"", ok(b'{"n": 3}'), close_after={1})
+    kube = _kube(server)
+    assert kube.request("GET", "/", attempts=1) == {"n": 1}
+    assert kube.request("GET", "/again", attempts=1) == {"n": 3}
+    assert server.connections == 2
+    assert [r.split(b" ")[1] for r in server.requests] == [b"/", b"/again", b"/again"]
+
+
+def test_a_new_connection_closed_without_an_answer_is_a_failure_not_a_loop(
+    serve: Serve,
+) -> None:
+    server = serve(b"", close_after={0})
+    with pytest.raises(ApiError, match="GET /: Remote end closed"):
+        _kube(server).request("GET", "/", attempts=1)
+    assert server.connections == 1

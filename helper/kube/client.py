@@ -2,6 +2,12 @@
 
 Each thread keeps its own kept-alive connection (http.client is not thread-safe);
 a watch gets a connection of its own, closed by `Watch.close` from any thread.
+
+The API server closes a connection idle for 90 s (Go's IdleTimeout there). A kept
+connection is checked before each use, as urllib3 and Go's transport do: one the server
+closed meanwhile is replaced at once. Before, a quiet node's first condition after such
+a pause failed, waited a backoff (up to 0.2 s) and then shook hands: the pod's readiness
+waited for all of that.
 """
 
 from __future__ import annotations
@@ -10,7 +16,9 @@ import contextlib
 import http.client
 import json
 import logging
+import select
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -105,7 +113,12 @@ class KubeClient:
         delay = 0.2
         for attempt in range(1, attempts + 1):
             try:
-                return self._once(method, path, body, content_type)
+                try:
+                    return self._once(method, path, body, content_type)
+                except _ClosedWhileIdleError:
+                    # Its idle close crossed our request, unanswered: sent again on a new one, now.
+                    self._drop()
+                    return self._once(method, path, body, content_type)
             except ApiError as err:
                 if (err.status and err.status not in _RETRYABLE) or attempt == attempts:
                     raise
@@ -125,11 +138,20 @@ class KubeClient:
         self, method: str, path: str, body: dict[str, Any] | None, content_type: str
     ) -> dict[str, Any]:
         conn: http.client.HTTPSConnection | None = getattr(self._local, "conn", None)
+        if conn is not None and _closed_by_server(conn):
+            self._drop()
+            conn = None
+        kept = conn is not None
         if conn is None:
             conn = self._local.conn = self.open(self.timeout)
         data = None if body is None else json.dumps(body).encode()
-        conn.request(method, path, body=data, headers=self.headers(content_type))
-        response = conn.getresponse()
+        try:
+            conn.request(method, path, body=data, headers=self.headers(content_type))
+            response = conn.getresponse()
+        except _CLOSED as err:
+            if kept:
+                raise _ClosedWhileIdleError() from err
+            raise
         raw = response.read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
             self._drop()
@@ -193,6 +215,26 @@ class Watch:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in readline
         self._conn.close()
+
+
+# How a closed connection shows when a request goes out on it (RemoteDisconnected is a
+# ConnectionResetError; TLS may see the close first).
+_CLOSED = (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError)
+
+
+class _ClosedWhileIdleError(Exception):
+    """A kept connection the server closed between the check and the request."""
+
+
+def _closed_by_server(conn: http.client.HTTPSConnection) -> bool:
+    """Whether a kept connection, idle between two requests, has become readable: the
+    server's close (or bytes nobody asked for). Either way it is not reused."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    poller = select.poll()  # not select(): an fd above 1023 is fine
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _json(raw: bytes | bytearray) -> dict[str, Any]:

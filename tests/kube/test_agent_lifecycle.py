@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from helper.kube.client import KubeClient
+from helper.kube.config import connect
 from tests.kit.controlplane import ControlPlane
 from tests.kube.accounts import mount_account, pod_env
 from tests.kube.agent_fixtures import agent, cgroups, node
@@ -60,9 +62,14 @@ def test_the_agent_rides_out_an_api_server_restart_and_relists(
     wait_for("the rules", lambda: verified(netns, WEB))
     agent.wait_ready()
     lists = agent.metric('podnat_agent_lists_total{resource="pods"}')
+    kept = KubeClient(connect(str(control_plane.kubeconfig))[0])  # the agent's client
+    kept.request("GET", "/api/v1/namespaces/default")
     control_plane.stop_apiserver()
     time.sleep(1)
     control_plane.start_apiserver()
+    # Its kept connection died with the old server: replaced before use, so one attempt
+    # is enough (as after the API server's 90 s idle close).
+    assert kept.request("GET", "/api/v1/namespaces/default", attempts=1)["kind"] == "Namespace"
     node.annotate(pod, WEB2)
     wait_for("the change after the restart", lambda: verified(netns, WEB2), timeout=60)
     # The new server's watch cache starts at its own list: the agent's resourceVersion
