@@ -43,6 +43,13 @@ STEADY_S = 5.0  # by then a process's cgroup and namespace are the ones it keeps
 CGROUP_FILE_CAP = 64 * 1024  # 14 v1 hierarchies of long paths fit; a forged giant is skipped
 STAT_FILE_CAP = 4096  # one line; the command name in it is at most 64 bytes
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+# runc's own processes while it starts a container (nsexec's stages 0 and 1, by the names
+# they give themselves). Stage 1 joins the pod's namespaces, forks the container's process
+# and exits: caught in a pass, it was taken for the sandbox, then the pause process after it
+# for a new sandbox, and the pod's condition went False and True again (2-5 of 20 starting
+# pods per round in kind). Stage 2 inherits stage 1's name for a moment, then renames
+# itself: a helper is read whole again at each pass, so stage 2 counts once renamed.
+RUNTIME_HELPERS = frozenset({"runc:[0:PARENT]", "runc:[1:CHILD]"})
 
 
 class Sandbox(NamedTuple):
@@ -215,7 +222,10 @@ class SandboxFinder:
             return None, None  # gone
         try:
             if ticks is None:
-                ticks = process_clock.start_ticks(_read_capped("stat", directory, STAT_FILE_CAP))
+                stat = _read_capped("stat", directory, STAT_FILE_CAP)
+                if _command(stat) in RUNTIME_HELPERS:
+                    return None, None  # no pod's process (yet): read whole again next time
+                ticks = process_clock.start_ticks(stat)
             uid = pod_uid_of_process(_read_capped("cgroup", directory, CGROUP_FILE_CAP))
             if uid is None or (want_uid is not None and uid != want_uid):
                 return None, ticks
@@ -265,6 +275,11 @@ class SandboxFinder:
         return Sandbox(
             first.pid, first.start_ticks, self._proc / str(first.pid) / "ns/net", first.netns[1]
         )
+
+
+def _command(stat_text: str) -> str:
+    """/proc/PID/stat's second field: the command name, between the first "(" and the last ")"."""
+    return stat_text[stat_text.find("(") + 1 : stat_text.rfind(")")]
 
 
 def _read_capped(name: str, directory: int, cap: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from helper.agent.cgroup_paths import InvalidPodUidError
-from helper.agent.sandboxes import STEADY_S, NodeNamespaceError, SandboxFinder
+from helper.agent.sandboxes import RUNTIME_HELPERS, STEADY_S, NodeNamespaceError, SandboxFinder
 from helper.system import process_clock
 from tests.kit.cgroups import (
     CONTAINER,
@@ -405,6 +406,36 @@ def test_runc_init_in_the_nodes_namespace_while_a_sandbox_is_created_is_no_refus
     assert found is not None and (found.pid, found.inode) == (pause, lab_node.inode(netns))
     assert uid in finder.present()
     assert finder.find(uid, scan=False) == found  # known: the sandbox, not runc's init
+
+
+@pytest.mark.parametrize("stage", sorted(RUNTIME_HELPERS))
+def test_runcs_own_processes_in_the_pods_namespace_are_not_its_sandbox(
+    cgroups: Hierarchy, lab_node: Node, finder: SandboxFinder, tmp_path: Path, stage: str
+) -> None:
+    # runc's stage 1 joins the pod's namespace, forks the sandbox's process and exits:
+    # earlier than the pause process and in the pod's namespace, it is still not the
+    # sandbox, or the pause process would look like a new sandbox once it is gone.
+    uid, netns = new_uid(), lab_node.netns()
+    named = tmp_path / stage  # the command name is the name the program ran under
+    named.symlink_to(shutil.which("sleep") or "/bin/sleep")
+    helper = lab_node.start(netns, str(named), "600")
+    comm = Path(f"/proc/{helper}/comm")
+    deadline = time.monotonic() + 10
+    while comm.read_text().strip() != stage:  # `ip netns exec` enters, then runs it
+        assert time.monotonic() < deadline, comm.read_text()
+        time.sleep(0.005)
+    cgroups.place(cgroupfs(uid), helper)
+    assert finder.find(uid) is None  # runc alone: the pod is starting
+    assert uid not in finder.present()
+    time.sleep(0.03)  # start times count 10 ms ticks
+    pause = lab_node.start(netns)
+    cgroups.place(cgroupfs(uid), pause)
+    assert uid in finder.present()
+    found = finder.find(uid, scan=False)
+    assert found is not None and (found.pid, found.inode) == (pause, lab_node.inode(netns))
+    lab_node.stop(helper)
+    assert uid in finder.present()
+    assert finder.find(uid) == found  # the same sandbox after runc's helper is gone
 
 
 def test_a_pod_only_in_the_nodes_namespace_past_the_settle_time_is_refused(
