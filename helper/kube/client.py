@@ -113,12 +113,7 @@ class KubeClient:
         delay = 0.2
         for attempt in range(1, attempts + 1):
             try:
-                try:
-                    return self._once(method, path, body, content_type)
-                except _ClosedWhileIdleError:
-                    # Its idle close crossed our request, unanswered: sent again on a new one, now.
-                    self._drop()
-                    return self._once(method, path, body, content_type)
+                return self._once(method, path, body, content_type)
             except ApiError as err:
                 if (err.status and err.status not in _RETRYABLE) or attempt == attempts:
                     raise
@@ -148,10 +143,13 @@ class KubeClient:
         try:
             conn.request(method, path, body=data, headers=self.headers(content_type))
             response = conn.getresponse()
-        except _CLOSED as err:
-            if kept:
-                raise _ClosedWhileIdleError() from err
-            raise
+        except _CLOSED:
+            if not kept:
+                raise
+            # Its idle close crossed the request, unanswered: sent again on a new one, now
+            # (once: the new connection is not a kept one).
+            self._drop()
+            return self._once(method, path, body, content_type)
         raw = response.read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
             self._drop()
@@ -220,10 +218,6 @@ class Watch:
 # How a closed connection shows when a request goes out on it (RemoteDisconnected is a
 # ConnectionResetError; TLS may see the close first).
 _CLOSED = (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError)
-
-
-class _ClosedWhileIdleError(Exception):
-    """A kept connection the server closed between the check and the request."""
 
 
 def _closed_by_server(conn: http.client.HTTPSConnection) -> bool:
