@@ -3,12 +3,13 @@
 - Pod start: the same 20-replica Deployment without podnat, in init mode and in agent mode,
   ROUNDS interleaved rounds; each pod from the moment the API server shows it (watch ADDED)
   to the moment it is Ready (watch), on the host's clock. Each Deployment starts on a quiet
-  machine (the last one's pods gone, the CPU back near idle), and the rounds take the modes
-  in every order, each mode after each other equally often: with one turning order and a
-  fixed pause, agent mode always came right after init mode, whose teardown was still
-  running, and no podnat after agent mode (2026-11-30, one run: no podnat's median was
-  3.25 s after init mode, 2.21-2.83 s after agent mode). "Quiet" is the idle cluster's own
-  load plus 5 %, measured before the first round. Target: agent mode adds <= 300 ms to the
+  machine (the last one's pods gone SETTLE_S ago, the CPU back near idle), and the rounds
+  take the modes in every order, each mode after each other about equally often (a round
+  boundary can repeat a mode): with one turning order and a fixed pause, agent mode always
+  came right after init mode, whose teardown was still running, and no podnat after agent
+  mode (2026-11-30, one run: no podnat's median was 3.25 s after init mode, 2.21-2.83 s
+  after agent mode). "Near idle" is the idle cluster's own load plus 5 %, measured before
+  the first round. Target: agent mode adds <= 300 ms to the
   median of no podnat. Each round gives its median per node too: a node's pods become
   Ready together, at one of its kubelet's relists (every second), so the median of 20 pods
   jumps between the two nodes' batches; beside the target's figure, the shift is also given
