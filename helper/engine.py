@@ -32,7 +32,18 @@ class NotAddressedError(PodnatError):
     exit_code = ExitCode.BACKEND
 
 
-# A named tuple, not a dataclass (see helper/__init__.py).
+# Named tuples, not dataclasses (see helper/__init__.py).
+class Receipt(NamedTuple):
+    """What a converge left in a namespace, for the caller to hand back at the next one
+    (the agent's periodic verify): while the plan and the addresses are the same, one
+    listing of that backend's rules proves them right, with no backend chosen again."""
+
+    plan: RedirectPlan
+    backend: str
+    families: frozenset[Family]  # the namespace's global families then
+    listing: str  # the backend's listing of exactly the rules installed
+
+
 class Outcome(NamedTuple):
     """What to tell the user at the end: a one-line summary, the exit code, and what
     the command shows on stdout (a dry-run's ruleset, verify's diff), if anything."""
@@ -42,6 +53,7 @@ class Outcome(NamedTuple):
     output: str = ""
     warning: bool = False  # applied, but another tool's rule may win (the Event is a Warning)
     changed: bool = False  # the kernel's rules were written (converge: not already right)
+    receipt: Receipt | None = None  # converge: what to hand to the next converge
 
 
 def read_plan(source: AnnotationSource) -> RedirectPlan:
@@ -71,7 +83,14 @@ class Engine:
     def verify(self, plan: RedirectPlan, target: Target) -> Outcome:
         return self._host.run(target.netns, lambda: self._verify(plan, target))
 
-    def converge(self, plan: RedirectPlan, target: Target, *, addressed: bool = False) -> Outcome:
+    def converge(
+        self,
+        plan: RedirectPlan,
+        target: Target,
+        *,
+        addressed: bool = False,
+        receipt: Receipt | None = None,
+    ) -> Outcome:
         """Apply, unless the backend apply would choose already holds exactly this
         ruleset: then nothing is written (rules that are right are never replaced).
         One visit to the namespace, one session: a verify then an apply cost two,
@@ -79,9 +98,18 @@ class Engine:
 
         `addressed`: a plan that takes its families from the pod's addresses raises
         NotAddressedError, writing nothing, while the namespace has no global address
-        (its network is still being set up) rather than install rules for no family."""
+        (its network is still being set up) rather than install rules for no family.
+
+        `receipt`: the last converge's here (same namespace, same sandbox). Its backend
+        still holding exactly its listing, for the same plan and addresses, is the answer:
+        the backends are not probed nor the others read again (2026-11-30: a third of
+        the agent's CPU at idle, 100 pods verified every 30 s). Anything else: the whole
+        converge."""
         return self._host.run(
-            target.netns, lambda: self._apply(plan, target, False, keep=True, addressed=addressed)
+            target.netns,
+            lambda: self._apply(
+                plan, target, False, keep=True, addressed=addressed, receipt=receipt
+            ),
         )
 
     def cleanup(self, target: Target) -> Outcome:
@@ -95,9 +123,14 @@ class Engine:
         *,
         keep: bool = False,
         addressed: bool = False,
+        receipt: Receipt | None = None,
     ) -> Outcome:
         with self._host.session(target, shared=False) as session:
             present = session.global_families()
+            if receipt is not None and _still(receipt, plan, present, target):
+                kept = {b.name: b for b in session.backends}.get(receipt.backend)
+                if kept is not None and _holds(kept, receipt.listing):
+                    return _verified(kept.name, receipt)
             auto = not plan.is_empty and not plan.families.explicit_families()
             if addressed and auto and not present:
                 raise NotAddressedError("the namespace has no global address yet")
@@ -120,8 +153,9 @@ class Engine:
                         f"dry run: {backend.name} ruleset printed, nothing changed",
                         output=ruleset.text,
                     )
+                done = Receipt(plan, backend.name, present, ruleset.listing)
                 if keep and _holds(backend, ruleset.listing):
-                    return Outcome(f"verified: {backend.name} holds exactly the planned ruleset")
+                    return _verified(backend.name, done)
                 try:
                     listing = backend.apply(ruleset)
                     break
@@ -143,7 +177,7 @@ class Engine:
         summary = f"applied with {backend.name} ({families}): {plan.summary()}"
         if extra := findings.summary():
             summary += f"; {extra}"
-        return Outcome(summary, warning=findings.warning, changed=True)
+        return Outcome(summary, warning=findings.warning, changed=True, receipt=done)
 
     def _verify(self, plan: RedirectPlan, target: Target) -> Outcome:
         with self._host.session(target, shared=True) as session:
@@ -196,6 +230,18 @@ def _neighbours(name: str, resolved: ResolvedPlan, backends: Sequence[Backend]) 
         if findings.counts[key] > len(lines):
             _log.warning("... and %d more like it", findings.counts[key] - len(lines))
     return findings
+
+
+def _still(
+    receipt: Receipt, plan: RedirectPlan, present: frozenset[Family], target: Target
+) -> bool:
+    """The receipt speaks for this converge: same plan, addresses and backend choice."""
+    same = (receipt.plan, receipt.families) == (plan, present)
+    return same and target.backend in ("auto", receipt.backend)
+
+
+def _verified(backend: str, receipt: Receipt) -> Outcome:
+    return Outcome(f"verified: {backend} holds exactly the planned ruleset", receipt=receipt)
 
 
 def _holds(backend: Backend, listing: str) -> bool:

@@ -58,8 +58,10 @@ class FakeBackend:
             neighbours or Neighbours()
         )  # other tools' redirects, as neighbours() reports them
         self.probed_families: list[Collection[Family] | None] = []  # each probe's argument
+        self.reads = 0  # nat_rules() calls: a backend choice looked at this one
 
     def nat_rules(self) -> NatRules:
+        self.reads += 1
         return NatRules(own=bool(self.held), foreign=self.foreign)
 
     def neighbours(self) -> Neighbours:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from helper.backends.base import BackendError
-from helper.engine import Engine, NotAddressedError, read_plan
+from helper.engine import Engine, NotAddressedError, Receipt, read_plan
 from helper.errors import ExitCode
 from helper.host.base import Target
 from helper.plan.model import Family, RedirectPlan
@@ -29,6 +29,7 @@ from tests.cases import F, R
 
 PLAN = parse_plan({R: "4321:1234, 5353:53/udp"})
 POD_A, POD_B = Path("/run/netns/pod-a"), Path("/run/netns/pod-b")
+IPV4_ONLY = frozenset({Family.IPV4})
 
 
 def backends(**legacy: object) -> tuple[FakeBackend, FakeBackend]:
@@ -188,7 +189,7 @@ def test_converge_writes_nothing_where_the_chosen_backend_holds_the_plan() -> No
     assert engine.converge(PLAN, Target()).changed
     host.sessions.clear()
     outcome = engine.converge(PLAN, Target())
-    assert outcome == (
+    assert outcome[:5] == (
         "verified: nft holds exactly the planned ruleset",
         ExitCode.OK,
         "",
@@ -198,6 +199,52 @@ def test_converge_writes_nothing_where_the_chosen_backend_holds_the_plan() -> No
     assert fake_nft.applied == [expected(PLAN, "nft")]  # the first converge's only
     assert fake_nft.probes == 0  # no probe write: a verify would have made one
     assert host.sessions == [(None, False)]  # one visit, under the exclusive lock
+
+
+def test_converge_with_its_receipt_lists_only_the_receipts_backend() -> None:
+    fake_nft, legacy = FakeBackend("nft", defers_probe=True), FakeBackend("iptables-legacy")
+    engine, _ = engine_for(fake_nft, legacy)
+    first = engine.converge(PLAN, Target())
+    assert first.receipt == Receipt(PLAN, "nft", BOTH, expected(PLAN, "nft").listing)
+    fake_nft.reads = legacy.reads = 0
+    again = engine.converge(PLAN, Target(), receipt=first.receipt)
+    assert (again.changed, again.receipt, again.summary) == (
+        False,
+        first.receipt,
+        "verified: nft holds exactly the planned ruleset",
+    )
+    assert (fake_nft.reads, legacy.reads, fake_nft.probes, legacy.probes) == (0, 0, 0, 0)
+
+
+def test_a_receipt_that_no_longer_holds_is_the_whole_converge() -> None:
+    fake_nft, legacy = FakeBackend("nft", defers_probe=True), FakeBackend("iptables-legacy")
+    engine, host = engine_for(fake_nft, legacy)
+    receipt = engine.converge(PLAN, Target()).receipt
+    assert receipt is not None
+    other = parse_plan({"podnat.io/redirect": "4322:1234"})
+    stale = {
+        "drift": (PLAN, fake_nft.cleanup),
+        "another plan": (other, lambda: None),
+        "new addresses": (PLAN, lambda: setattr(host, "global_families", IPV4_ONLY)),
+    }
+    for why, (plan, change) in stale.items():
+        change()
+        fake_nft.reads = 0
+        outcome = engine.converge(plan, Target(), receipt=receipt)
+        assert outcome.changed, why
+        assert fake_nft.reads == 1, why  # the backend was chosen again
+        assert outcome.receipt is not None and outcome.receipt.plan == plan, why
+        assert fake_nft.held == outcome.receipt.listing, why
+        receipt = outcome.receipt
+
+
+def test_a_receipt_for_another_backend_than_the_one_asked_for_is_not_used() -> None:
+    fake_nft, legacy = FakeBackend("nft", defers_probe=True), FakeBackend("iptables-legacy")
+    engine, _ = engine_for(fake_nft, legacy)
+    receipt = engine.converge(PLAN, Target()).receipt
+    outcome = engine.converge(PLAN, Target(backend="iptables-legacy"), receipt=receipt)
+    assert outcome.changed and legacy.applied and outcome.receipt is not None
+    assert outcome.receipt.backend == "iptables-legacy"
 
 
 def test_converge_applies_over_drift_and_says_so() -> None:

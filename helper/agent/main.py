@@ -93,8 +93,7 @@ def run(args: argparse.Namespace) -> int:
         host,
         server.port,
     )
-    while not stopping.wait(1.0):
-        pass
+    stopping.wait()  # a signal's handler sets it: no wake-up a second while idle
     controller.shutdown()
     server.stop()
     _log.info("agent stopped")

@@ -21,7 +21,7 @@ from helper.agent.pin import pinned
 from helper.agent.pods import Condition, PodView, Store
 from helper.agent.sandboxes import NodeNamespaceError, Sandbox, SandboxFinder
 from helper.agent.status import StatusWriter
-from helper.engine import Engine, NotAddressedError
+from helper.engine import Engine, NotAddressedError, Receipt
 from helper.errors import PodnatError
 from helper.host.base import Target
 from helper.plan.model import RedirectPlan
@@ -55,6 +55,7 @@ class Memory:
     # inode alone is not enough: the kernel reuses a freed one for the next namespace.
     sandbox: tuple[int, int, int] | None = None
     plan: RedirectPlan | None = None  # the plan last made right there
+    receipt: Receipt | None = None  # the engine's word on it, for the next converge there
     checked: float = float("-inf")  # when the last converge began (time.monotonic)
     said: set[tuple[str, str]] = field(default_factory=set)  # one-time Events (reason, message)
 
@@ -177,7 +178,7 @@ class Reconciler:
             changed = Condition("False", "SandboxChanged", "a new sandbox is getting its rules")
             if self.status.condition(pod, changed):
                 pod = pod._replace(condition=changed)  # so True is written after it, now
-            memory.plan = None
+            memory.plan = memory.receipt = None
         started = time.monotonic()
         try:
             with pinned(sandbox) as netns:
@@ -223,19 +224,20 @@ class Reconciler:
     def _apply(
         self, pod: PodView, memory: Memory, plan: RedirectPlan, sandbox: Sandbox, target: Target
     ) -> None:
+        same = memory.sandbox == _identity(sandbox)
         # Made right here since the last periodic verify began: looked at again at the next.
-        trusted = (
-            memory.plan == plan
-            and memory.sandbox == _identity(sandbox)
-            and memory.checked >= self._verify_due
-        )
+        trusted = memory.plan == plan and same and memory.checked >= self._verify_due
         young = process_clock.age(sandbox.start_ticks) < ADDRESS_WAIT_S
-        outcome = None if trusted else self.engine.converge(plan, target, addressed=young)
+        outcome = None
+        if not trusted:
+            receipt = memory.receipt if same else None
+            outcome = self.engine.converge(plan, target, addressed=young, receipt=receipt)
+            memory.receipt = outcome.receipt
         # The condition first: it gates the pod's readiness; the Event only tells.
         self.status.condition(pod, Condition("True", "Applied", plan.summary()))
         if outcome is None or not outcome.changed:
             return
-        if memory.plan == plan and memory.sandbox == _identity(sandbox):
+        if memory.plan == plan and same:
             self.metrics.repairs.inc()
             message = f"drift repaired: {outcome.summary}"
             self.status.event(pod, "RedirectsRepaired", message, warning=True)

@@ -29,6 +29,7 @@ from helper.errors import PodnatError
 _log = logging.getLogger("podnat.agent.sandboxes")
 _YOUNG_S = 20.0  # bound this long ago, a pod's sandbox is due any moment
 _STARTING_S = 60.0  # a sandbox not there after a minute: the pod is stuck, look rarely
+_IDLE_WAIT_S = 60.0  # no pod waits: only a safety net
 
 
 class SandboxWatch:
@@ -76,7 +77,11 @@ class SandboxWatch:
         while not stop.is_set():
             with self._cond:
                 if not self._waiting:
-                    self._cond.wait(1.0)
+                    # Woken by wait() or wake(); the stop is checked under the lock, so a
+                    # wake() cannot slip in before this waits. Idle, a wake-up costs
+                    # ~0.8 ms of CPU here: none a second (2026-11-30).
+                    if not stop.is_set():
+                        self._cond.wait(_IDLE_WAIT_S)
                     continue
                 youngest = time.monotonic() - max(since for _, since in self._waiting.values())
                 wanted = self._min if self._soon else self._interval(youngest)

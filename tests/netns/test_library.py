@@ -169,3 +169,28 @@ def test_converge_leaves_right_rules_unwritten_and_rewrites_drift(lab: Lab, back
     assert repaired.changed
     assert engine.verify(plan, target).exit_code is ExitCode.OK
     assert lab.ask(lab.client_a, lab.POD_A4, 4321) == "served-by:1234"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_converge_with_its_receipt_reads_only_its_rules_and_still_sees_drift(
+    lab: Lab, backend: str
+) -> None:
+    engine, target = Engine(), Target(lab.pod.path, backend)
+    plan = parse_plan({R: "4321:1234"})
+    first = engine.converge(plan, target)
+    assert first.receipt is not None and first.receipt.backend == backend
+    lab.serve(lab.pod, 1234)
+    assert lab.ask(lab.client_a, lab.POD_A4, 4321) == "served-by:1234"
+    written = _as_written(lab.pod, backend)
+    again = engine.converge(plan, target, receipt=first.receipt)
+    assert (again.changed, again.receipt) == (False, first.receipt)
+    assert _as_written(lab.pod, backend) == written  # same handles, counters kept
+    engine.cleanup(target)  # drift: the receipt no longer matches the kernel
+    repaired = engine.converge(plan, target, receipt=first.receipt)
+    assert repaired.changed and repaired.receipt == first.receipt
+    assert lab.ask(lab.client_a, lab.POD_A4, 4321) == "served-by:1234"
+    moved = parse_plan({R: "4322:1234"})  # another plan: the receipt says nothing of it
+    changed = engine.converge(moved, target, receipt=repaired.receipt)
+    assert changed.changed and changed.receipt is not None and changed.receipt.plan == moved
+    assert lab.ask(lab.client_a, lab.POD_A4, 4322) == "served-by:1234"
+    assert engine.verify(moved, target).exit_code is ExitCode.OK

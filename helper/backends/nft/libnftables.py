@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _thread
 import ctypes
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -60,28 +61,36 @@ def _stderr_silenced() -> Iterator[None]:
                 os.close(_saved_stderr)
 
 
+@functools.cache
+def _load(library: str) -> ctypes.CDLL:
+    """The library with its signatures declared, once a process: a context per namespace
+    visit (the agent's verify, every pod every interval) need not dlopen and declare again."""
+    try:
+        lib = ctypes.CDLL(library)
+    except OSError as err:
+        raise NftError(f"cannot load {library}: {err} (install libnftables1)") from err
+    lib.nft_ctx_new.restype = ctypes.c_void_p
+    lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+    lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
+    lib.nft_ctx_get_output_buffer.argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+    lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_output_get_flags.restype = ctypes.c_uint32
+    lib.nft_ctx_output_get_flags.argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
+    lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    return lib
+
+
 class Nft:
     """One libnftables context with buffered output and error streams."""
 
     def __init__(self, library: str = LIBRARY) -> None:
-        try:
-            lib = ctypes.CDLL(library)
-        except OSError as err:
-            raise NftError(f"cannot load {library}: {err} (install libnftables1)") from err
-        lib.nft_ctx_new.restype = ctypes.c_void_p
-        lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
-        lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
-        lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
-        lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
-        lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
-        lib.nft_ctx_get_output_buffer.argtypes = [ctypes.c_void_p]
-        lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
-        lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
-        lib.nft_ctx_output_get_flags.restype = ctypes.c_uint32
-        lib.nft_ctx_output_get_flags.argtypes = [ctypes.c_void_p]
-        lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-        lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
-        lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib = _load(library)
         self._lib = lib
         self._ctx = lib.nft_ctx_new(0)
         if not self._ctx:
