@@ -3,7 +3,7 @@ node, each with a "sandbox" (a process in a network namespace of its own, in a k
 cgroup; tests/kube/agent_kit.py), nft (what `auto` picks where the kernel has nf_tables).
 
 - Agent RSS with PODS pods. Target: <= 60 MB.
-- Idle CPU over 60 s at the default 30 s verify interval. Target: <= 2 % of a core.
+- Idle CPU over 120 s at the default 30 s verify interval. Target: <= 2 % of a core.
 - Full resync after a restart, process start -> /readyz. Target: <= 2 s.
 - Annotation PATCH -> the new rules verified in the pod's namespace (20 changes, polled
   from here). Target: p99 <= 1 s.
@@ -26,6 +26,9 @@ from tests.kube.agent_process import Agent
 
 PODS = int(os.environ.get("PODNAT_AGENT_PODS", "100"))
 RSS_MB, RESYNC_S, ANNOTATE_P99_S = 60.0, 2.0, 1.0
+# Verify passes come every 27-33 s (jittered), each costing far more than the time between
+# them: 60 s held 2 or 3 of them (1.3-2.6 % measured, 2026-11-29/30); 120 s holds 4 +- 1.
+IDLE_S = 120.0
 WEB = {"podnat.io/redirect": "8080:80"}
 
 
@@ -44,9 +47,8 @@ def measure(node: AgentNode, plane: ControlPlane, scratch: Path, targets: Target
             timeout=60,
         )
         rss = agent.rss_kib() * 1024 / 1e6
-        # Two verify rounds (30 s +- 10 % jitter each) fall in 60 s: the average is honest.
         ticks, t0 = agent.cpu_ticks(), time.monotonic()
-        time.sleep(60)
+        time.sleep(IDLE_S)
         idle = (agent.cpu_ticks() - ticks) / os.sysconf("SC_CLK_TCK") / (time.monotonic() - t0)
         target = pods[0]
         netns = target.netns
@@ -68,7 +70,10 @@ def measure(node: AgentNode, plane: ControlPlane, scratch: Path, targets: Target
             agent.stop()
     print(f"agent, {PODS} annotated pods on one node (real kube-apiserver, nft):")
     print(f"  first /readyz {first:.2f} s; RSS {rss:.1f} MB; target <= {RSS_MB:.0f} MB")
-    print(f"  idle CPU {100 * idle:.2f} % of a core over 60 s (verify every 30 s); target <= 2 %")
+    print(
+        f"  idle CPU {100 * idle:.2f} % of a core over {IDLE_S:.0f} s (verify every 30 s); "
+        "target <= 2 %"
+    )
     print(
         f"  annotate -> rules: p50 {1000 * latencies[9]:.0f} ms, p99 {1000 * latencies[-1]:.0f} "
         f"ms (20 changes); target p99 <= {1000 * ANNOTATE_P99_S:.0f} ms"
