@@ -67,16 +67,23 @@ class TaskEvents:
     def __init__(self, node_commands: Sequence[Sequence[str]]) -> None:
         self._events: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
+        # `docker exec` leaves its command running when the client goes: each `ctr` says
+        # its PID first, and close() stops it by that PID (it went on through the pod-start
+        # rounds before, in every node).
+        self._prefixes = [list(prefix) for prefix in node_commands]
         self._procs = [
             subprocess.Popen(
-                [*prefix, "ctr", "events"],
+                [*prefix, "sh", "-c", "echo $$; exec ctr events"],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 text=True,
             )
-            for prefix in node_commands
+            for prefix in self._prefixes
         ]
+        self._pids: list[str] = []
         for proc in self._procs:
+            assert proc.stdout is not None
+            self._pids.append(proc.stdout.readline().strip())
             threading.Thread(target=self._read, args=(proc,), daemon=True).start()
 
     def _read(self, proc: subprocess.Popen[str]) -> None:
@@ -99,6 +106,9 @@ class TaskEvents:
             time.sleep(0.05)
 
     def close(self) -> None:
+        for prefix, pid in zip(self._prefixes, self._pids, strict=True):
+            if pid.isdigit():
+                subprocess.run([*prefix, "kill", pid], capture_output=True, check=False)
         for proc in self._procs:
             proc.terminate()
             proc.wait(timeout=10)
