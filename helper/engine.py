@@ -102,9 +102,9 @@ class Engine:
 
         `receipt`: the last converge's here (same namespace, same sandbox). Its backend
         still holding exactly its listing, for the same plan and addresses, is the answer:
-        the backends are not probed nor the others read again (2026-11-30: a third of
-        the agent's CPU at idle, 100 pods verified every 30 s). Anything else: the whole
-        converge."""
+        the backends are not probed nor the others read again (2026-11-30, 100 pods
+        verified every 30 s: a pass 0.32-0.39 s of CPU before, 0.26-0.30 s with this and
+        libnftables loaded once). Anything else: the whole converge."""
         return self._host.run(
             target.netns,
             lambda: self._apply(
