@@ -178,7 +178,7 @@ class Reconciler:
             changed = Condition("False", "SandboxChanged", "a new sandbox is getting its rules")
             if self.status.condition(pod, changed):
                 pod = pod._replace(condition=changed)  # so True is written after it, now
-            memory.plan = memory.receipt = None
+            memory.plan = None
         started = time.monotonic()
         try:
             with pinned(sandbox) as netns:

@@ -9,12 +9,12 @@
   came right after init mode, whose teardown was still running, and no podnat after agent
   mode (2026-11-30, one run: no podnat's median was 3.25 s after init mode, 2.21-2.83 s
   after agent mode). "Near idle" is the idle cluster's own load plus 5 %, measured before
-  the first round. Target: agent mode adds <= 300 ms to the
-  median of no podnat. Each round gives its median per node too: a node's pods become
-  Ready together, at one of its kubelet's relists (every second), so the median of 20 pods
-  jumps between the two nodes' batches; beside the target's figure, the shift is also given
-  as the median of the pairwise differences and as the difference of the means, which one
-  pod changing batch barely moves. For agent mode each round also says how late the rules
+  the first round. Target: agent mode adds <= 300 ms to the median of no podnat. Each
+  round gives its median per node too: a node's pods become Ready together, at one of its
+  kubelet's relists (every second), so the median of 20 pods jumps between the two nodes'
+  batches; beside the target's figure, the shift is also given as the median of the
+  pairwise differences and as the difference of the means, which one pod changing batch
+  barely moves. For agent mode each round also says how late the rules
   came after ContainersReady, how long the kubelet then took to say Ready, and the agents'
   CPU time: the readiness gate's cost, and the agent's share of the 2 cores.
 - `kubectl annotate` -> the new port serving: a prober in a client pod tries the new port
@@ -47,10 +47,10 @@ from tests.kit.workloads import RESTRICTED, SERVER
 # +128 and +1,278 ms in two runs of the same agent (2026-11-30).
 REPLICAS, ROUNDS, CHANGES = 20, 12, 20
 # At least this long after a Deployment's pods are gone: their teardown (runc, CNI, the
-# kubelet's housekeeping) goes on for seconds. It matters to agent mode: with 2 s here it
-# added 706 ms to the median in 12 rounds, with 20 s -4 ms (2026-11-30, fresh cluster,
-# the same agent, one run each): why a node's recent churn costs agent mode more is the
-# next thing to explain.
+# kubelet's housekeeping) goes on for seconds. It matters to agent mode: in one run with
+# both pauses interleaved it added 590 ms to the median after 2 s, 137 ms after 20 s
+# (2026-11-30): each annotated pod's own work (the agents' CPU, the condition and Event
+# in the API server) lands on a machine still busy with the last teardown.
 SETTLE_S = 20.0
 # Then until the CPU is at most this much busier than the idle cluster was before the first
 # round (share of all CPUs). An idle kind cluster keeps 21-39 % of these 2 cores busy
