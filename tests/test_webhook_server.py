@@ -3,6 +3,7 @@ and clients that are malformed, heavy or slow."""
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import json
 import shutil
@@ -84,6 +85,27 @@ def own_server(tmp_path: Path) -> Iterator[Server]:
 def test_probes_answer_ok(server: Server) -> None:
     assert server.request("GET", "/healthz")[:2] == (200, b"ok\n")
     assert server.request("GET", "/readyz")[:2] == (200, b"ok\n")
+
+
+def _date(server: Server) -> float:
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=server.context, timeout=10)
+    try:
+        conn.request("GET", "/healthz")
+        reply = conn.getresponse()
+        reply.read()
+        return email.utils.parsedate_to_datetime(reply.headers["Date"]).timestamp()
+    finally:
+        conn.close()
+
+
+def test_the_date_header_stays_current_while_the_server_idles(server: Server) -> None:
+    # The server's loop wakes once a second (helper/admission/quiet_server.py), and each
+    # wake-up refreshes the Date header, as uvicorn's own loop did every tenth tick.
+    first = _date(server)
+    time.sleep(2.2)
+    second = _date(server)
+    assert second - first >= 1
+    assert abs(second - time.time()) <= 2
 
 
 def test_malformed_unknown_and_oversized_requests_get_4xx(server: Server) -> None:

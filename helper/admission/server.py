@@ -234,6 +234,7 @@ def serve(
         HandshakeDeadlineLoop,
         header_deadline_protocol,
     )
+    from helper.admission.quiet_server import QuietServer  # noqa: PLC0415 - imports uvicorn
 
     app = App(config, Metrics(), limits)
     server_config = uvicorn.Config(
@@ -248,7 +249,7 @@ def serve(
         http=header_deadline_protocol(limits.header_timeout),
         timeout_keep_alive=limits.idle_timeout,
     )
-    server = uvicorn.Server(server_config)
+    server = QuietServer(server_config)
 
     async def main() -> None:
         server_config.load()
