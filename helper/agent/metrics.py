@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import selectors
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -83,15 +85,30 @@ class HealthServer:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
-        self._server.timeout = 5
+        self._server.timeout = 0  # handle_request() is called once the socket is readable
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="health", daemon=True
-        )
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._serve, name="health", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def _serve(self) -> None:
+        # Blocks until a connection or stop(): serve_forever() woke twice a second to look
+        # for shutdown(), ~0.8 ms of CPU each time, the idle agent's only timed wake-up.
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._server, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stopping:
+                for key, _ in selector.select():
+                    if key.fileobj is self._server and not self._stopping:
+                        self._server.handle_request()
+
     def stop(self) -> None:
-        self._server.shutdown()
+        self._stopping = True
+        os.write(self._wake_w, b"x")
+        self._thread.join(5.0)
         self._server.server_close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
