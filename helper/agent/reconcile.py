@@ -180,6 +180,7 @@ class Reconciler:
                 pod = pod._replace(condition=changed)  # so True is written after it, now
             memory.plan = None
         started = time.monotonic()
+        engine_done = None  # when the engine returned (process clock): the rules were in
         try:
             with pinned(sandbox) as netns:
                 if netns is None:
@@ -188,7 +189,7 @@ class Reconciler:
                 if plan.is_empty:
                     self._clean(pod, memory, sandbox, target)
                 else:
-                    self._apply(pod, memory, plan, sandbox, target)
+                    engine_done = self._apply(pod, memory, plan, sandbox, target)
         except NotAddressedError:
             _log.debug("pod %s: its sandbox has no global address yet", pod.key)
             return Result.SOON
@@ -201,48 +202,59 @@ class Reconciler:
         finally:
             self.metrics.apply_seconds.observe(time.monotonic() - started)
         if memory.sandbox != _identity(sandbox):
-            self._first_rules(pod, sandbox, begun)
+            self._first_rules(pod, sandbox, begun, engine_done)
         memory.sandbox, memory.plan, memory.checked = _identity(sandbox), plan, started
         memory.said.clear()  # converged: a failure seen before is news again
         return Result.DONE
 
-    def _first_rules(self, pod: PodView, sandbox: Sandbox, begun: float) -> None:
-        """A sandbox's first converge: how long after its start (the gate's cost), and
-        when this reconcile began (the time to find the sandbox and a worker for it)."""
+    def _first_rules(
+        self, pod: PodView, sandbox: Sandbox, begun: float, engine_done: float | None
+    ) -> None:
+        """A sandbox's first converge: how long after its start its rules were in and its
+        condition written (the gate's cost); when this reconcile began (the time to find
+        the sandbox and a worker for it) and when the engine was done (the rest is the
+        condition's PATCH)."""
         started = process_clock.started(sandbox.start_ticks)
         if started < self._started:  # a sandbox older than this agent (adopted): no news
             return
         since = process_clock.now() - started
         self.metrics.sandbox_to_rules.observe(since)
+        engine = ""
+        if engine_done is not None:
+            engine = f", the engine done at {(engine_done - started) * 1000:.0f} ms"
         _log.info(
-            "pod %s: rules in %.0f ms after its sandbox started (its reconcile began at %.0f ms)",
+            "pod %s: rules in %.0f ms after its sandbox started (its reconcile began at %.0f ms%s)",
             pod.key,
             since * 1000,
             (begun - started) * 1000,
+            engine,
         )
 
     def _apply(
         self, pod: PodView, memory: Memory, plan: RedirectPlan, sandbox: Sandbox, target: Target
-    ) -> None:
+    ) -> float | None:
+        """Converge and write the condition; when the engine returned (process clock), or
+        None when the rules were trusted without it."""
         same = memory.sandbox == _identity(sandbox)
         # Made right here since the last periodic verify began: looked at again at the next.
         trusted = memory.plan == plan and same and memory.checked >= self._verify_due
         young = process_clock.age(sandbox.start_ticks) < ADDRESS_WAIT_S
-        outcome = None
+        outcome, done = None, None
         if not trusted:
             receipt = memory.receipt if same else None
             outcome = self.engine.converge(plan, target, addressed=young, receipt=receipt)
-            memory.receipt = outcome.receipt
+            memory.receipt, done = outcome.receipt, process_clock.now()
         # The condition first: it gates the pod's readiness; the Event only tells.
         self.status.condition(pod, Condition("True", "Applied", plan.summary()))
         if outcome is None or not outcome.changed:
-            return
+            return done
         if memory.plan == plan and same:
             self.metrics.repairs.inc()
             message = f"drift repaired: {outcome.summary}"
             self.status.event(pod, "RedirectsRepaired", message, warning=True)
         else:
             self.status.event(pod, "RedirectsApplied", outcome.summary)
+        return done
 
     def _clean(self, pod: PodView, memory: Memory, sandbox: Sandbox, target: Target) -> None:
         if memory.sandbox != _identity(sandbox) or memory.plan is None or not memory.plan.is_empty:

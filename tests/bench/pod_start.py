@@ -118,19 +118,22 @@ def agent_cpu_seconds(cluster: Cluster) -> float:
 
 def sandbox_to_rules(
     cluster: Cluster, system: str, deployment: str
-) -> tuple[list[float], list[float]]:
-    """Seconds from each pod's sandbox start to its rules in, and to its reconcile's start,
-    as the agents log them."""
+) -> tuple[list[float], list[float], list[float]]:
+    """Seconds from each pod's sandbox start to its rules in and condition written, to its
+    reconcile's start, and to the engine done (the rest is the condition's PATCH), as the
+    agents log them."""
     logs = cluster.kubectl(
         "logs", "-n", system, "-l", "app.kubernetes.io/component=agent", "--tail=-1",
         "--prefix=false", "--max-log-requests=10",
     ).stdout  # fmt: skip
     found = re.findall(
         rf"pod {re.escape(AGENT_NS)}/{re.escape(deployment)}-[^:]*: rules in (\d+) ms "
-        r"after its sandbox started \(its reconcile began at (-?\d+) ms\)",
+        r"after its sandbox started \(its reconcile began at (-?\d+) ms, "
+        r"the engine done at (-?\d+) ms\)",
         logs,
     )
-    return [int(ms) / 1000 for ms, _ in found], [int(ms) / 1000 for _, ms in found]
+    early, begun, engine = ([int(t[i]) / 1000 for t in found] for i in range(3))
+    return early, begun, engine
 
 
 def condition(pod: dict[str, Any], kind: str) -> bool:
@@ -326,10 +329,12 @@ def run(cluster: Cluster, image: str, targets: Targets) -> None:
                     end="",
                 )
                 if done.agent_late:
-                    early, begun = sandbox_to_rules(cluster, system, f"start-{mode}-{round_no}")
+                    early, begun, engine = sandbox_to_rules(
+                        cluster, system, f"start-{mode}-{round_no}"
+                    )
                     print(
                         f"; rules in {ms(early)} after the sandbox started (reconcile began "
-                        f"at {ms(begun)}), after ContainersReady"
+                        f"at {ms(begun)}, the engine done at {ms(engine)}), after ContainersReady"
                         f" by {ms(done.agent_late)}, then Ready after {ms(done.kubelet_late)}"
                         f" ({sum(x > 0.1 for x in done.kubelet_late)} of "
                         f"{len(done.kubelet_late)} later than 100 ms); "
