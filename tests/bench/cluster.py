@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import pod_start
+from tests.bench.peers import LIBNFTABLES_APPLY
 from tests.bench.targets import Targets
 from tests.bench.task_events import TaskEvents, iso_seconds
 from tests.kit.cluster import NAMESPACE, Cluster, docker_host, eventually
@@ -73,8 +74,9 @@ SEED_SECURITY = {
 # token, the seed's rule handed to libnftables; no plan, no check, no log, no Event. Root
 # with the seed's capabilities, so not even a capability is raised. If this floor is more
 # than 2x a seed baseline, no Python podnat-init can meet that target.
-PYTHON_FLOOR = """
-import ctypes, http.client, json, os, ssl, sys
+PYTHON_FLOOR = (
+    """
+import http.client, json, os, ssl, sys
 account = "/var/run/secrets/kubernetes.io/serviceaccount/"
 with open(account + "token") as token:
     bearer = "Bearer " + token.read()
@@ -85,11 +87,10 @@ api = http.client.HTTPSConnection(
 api.request("GET", f"/api/v1/namespaces/{env['POD_NAMESPACE']}/pods/{env['POD_NAME']}",
             headers={"Authorization": bearer})
 json.loads(api.getresponse().read())["metadata"]
-nft = ctypes.CDLL("libnftables.so.1")
-nft.nft_ctx_new.restype = ctypes.c_void_p
-nft.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-os._exit(nft.nft_run_cmd_from_buffer(nft.nft_ctx_new(0), sys.argv[1].encode()))
+ruleset = sys.argv[1].encode()
 """
+    + LIBNFTABLES_APPLY
+)
 FLOOR = ["python3", "-I", "-S", "-c", PYTHON_FLOOR, SEED_NFT[-1]]
 DOWNWARD_POD = [
     {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},

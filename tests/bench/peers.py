@@ -56,16 +56,25 @@ RSS_1000_RULES_MB = 30.0
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-# The least a Python process can do to apply a ruleset file: no argument parsing, no
-# plan, no address check, no lock, no report; the interpreter without site.
-PYTHON_FLOOR = """
-import ctypes, os, sys
+# The apply any Python podnat must make: `ruleset` (bytes) handed to libnftables, the
+# process ended with its result. The floors here and in tests.bench.cluster end with it.
+LIBNFTABLES_APPLY = """
+import ctypes, os
 nft = ctypes.CDLL("libnftables.so.1")
 nft.nft_ctx_new.restype = ctypes.c_void_p
 nft.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-with open(sys.argv[1], "rb") as ruleset:
-    os._exit(nft.nft_run_cmd_from_buffer(nft.nft_ctx_new(0), ruleset.read()))
+os._exit(nft.nft_run_cmd_from_buffer(nft.nft_ctx_new(0), ruleset))
 """
+# The least a Python process can do to apply a ruleset file: no argument parsing, no
+# plan, no address check, no lock, no report; the interpreter without site.
+PYTHON_FLOOR = (
+    """
+import sys
+with open(sys.argv[1], "rb") as file:
+    ruleset = file.read()
+"""
+    + LIBNFTABLES_APPLY
+)
 
 
 def istio_binary() -> Path:
