@@ -1,17 +1,19 @@
 """The agent's Events leave from one thread of their own, in order, with a bound on those
-waiting (a stand-in API client: the posting order and the bound are pure logic; the real
+waiting, after the conditions being written (a stand-in API client: the posting order, the
+bound and the hold are pure logic; the real
 API server sees the Events in tests/kube/test_agent.py)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import pytest
 
 from helper.agent import status
-from helper.agent.pods import PodView
+from helper.agent.pods import Condition, PodView
 from helper.agent.status import StatusWriter
 
 POD = PodView("ns", "web", "0" * 8 + "-0000-0000-0000-" + "0" * 12, "node", {}, {}, False,
@@ -90,3 +92,51 @@ def test_an_event_says_when_it_happened_not_when_it_was_posted(
     client.release.set()
     writer.close(10)
     assert client.stamps == ["2026-11-30T07:00:00Z", "2026-11-30T07:00:01Z"]
+
+
+class TimingClient:
+    """Answers at once; records when each Event was posted (time.monotonic)."""
+
+    def __init__(self) -> None:
+        self.posted: list[tuple[str, float]] = []
+        self.done = threading.Event()
+
+    def request(self, method: str, path: str, body: dict[str, Any], **_: object) -> None:
+        if method == "POST":
+            self.posted.append((body["reason"], time.monotonic()))
+            self.done.set()
+
+
+def test_events_wait_while_conditions_are_written_but_not_past_their_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(status, "EVENTS_QUIET_S", 0.3)
+    monkeypatch.setattr(status, "EVENTS_HOLD_S", 0.8)
+    client = TimingClient()
+    writer = StatusWriter(client, "node")  # type: ignore[arg-type]
+    written = time.monotonic()
+    assert writer.condition(POD, Condition("True", "Applied", "m"))
+    writer.event(POD, "Quiet", "m")
+    assert client.done.wait(10)
+    assert client.posted[0][1] - written >= 0.3  # the conditions were quiet that long first
+    # Conditions written without a pause: the Event goes out once it is EVENTS_HOLD_S old.
+    client.done.clear()
+    queued = time.monotonic()
+    writer.event(POD, "Held", "m")
+    while not client.done.is_set():
+        writer.condition(POD, Condition("True", "Applied", f"m {time.monotonic()}"))
+        time.sleep(0.05)
+    assert 0.8 <= client.posted[1][1] - queued < 5
+    writer.close(10)
+
+
+def test_closing_posts_held_events_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(status, "EVENTS_QUIET_S", 60.0)
+    client = TimingClient()
+    writer = StatusWriter(client, "node")  # type: ignore[arg-type]
+    assert writer.condition(POD, Condition("True", "Applied", "m"))
+    writer.event(POD, "Held", "m")
+    started = time.monotonic()
+    writer.close(10)
+    assert [reason for reason, _ in client.posted] == ["Held"]
+    assert client.posted[0][1] - started < 5  # not the 60 s of quiet it would wait for

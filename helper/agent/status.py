@@ -2,7 +2,10 @@
 
 The condition gates the pod's readiness: a reconcile writes it before it ends. Events only
 tell: one thread posts them in order, so that a worker goes on to the next starting pod
-instead of waiting for the API server's answer to an Event.
+instead of waiting for the API server's answer to an Event. While pods start, the Events
+also wait until no condition has been written for EVENTS_QUIET_S (at most EVENTS_HOLD_S
+after they happened): each is an API write, and in a burst of starting pods the API server
+is the bottleneck for the next pod's condition, which the kubelet reads to say Ready.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from helper.kube.client import ApiError, KubeClient
 
 COMPONENT = "podnat-agent"
 EVENTS_WAITING = 1000  # Events not posted yet; beyond that, one is dropped (and logged)
+EVENTS_QUIET_S = 1.0  # an Event waits until no condition was written for this long,
+EVENTS_HOLD_S = 5.0  # or until it is this old: under steady churn each is this late
 _log = logging.getLogger("podnat.agent")
 
 
@@ -32,11 +37,13 @@ def _path(namespace: str, rest: str) -> str:
 class StatusWriter:
     def __init__(self, client: KubeClient, node: str) -> None:
         self._client, self._node = client, node
-        self._events: queue.Queue[tuple[PodView, str, str, bool, str] | None] = queue.Queue(
+        self._events: queue.Queue[tuple[float, PodView, str, str, bool, str] | None] = queue.Queue(
             EVENTS_WAITING
         )
         self._poster: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._last_condition = float("-inf")  # time.monotonic() when the last one was written
+        self._hurry = threading.Event()  # closing: no more holding
 
     def condition(self, pod: PodView, wanted: Condition) -> bool:
         """Write our condition when status, reason or message differ; True if written.
@@ -59,6 +66,7 @@ class StatusWriter:
             },
         }
         try:
+            self._last_condition = time.monotonic()  # an Event now would compete with it
             self._client.request(
                 "PATCH",
                 _path(pod.namespace, f"pods/{urllib.parse.quote(pod.name, safe='')}/status"),
@@ -71,6 +79,8 @@ class StatusWriter:
                 _log.info("pod %s: condition not written: %s", pod.key, err)
                 return False
             raise
+        finally:
+            self._last_condition = time.monotonic()
         _log.info("pod %s: condition %s=%s (%s)", pod.key, CONDITION, wanted.status, wanted.reason)
         return True
 
@@ -81,7 +91,8 @@ class StatusWriter:
                 self._poster = threading.Thread(target=self._post_all, name="events", daemon=True)
                 self._poster.start()
         try:
-            self._events.put_nowait((pod, reason, message, warning, _now()))  # when it happened
+            # When it happened: its timestamps say so however long it is held.
+            self._events.put_nowait((time.monotonic(), pod, reason, message, warning, _now()))
         except queue.Full:
             _log.warning(
                 "pod %s: %s Event dropped: %d Events wait to be posted", pod.key, reason,
@@ -95,6 +106,7 @@ class StatusWriter:
         if poster is None:
             return
         deadline = time.monotonic() + timeout
+        self._hurry.set()
         try:
             self._events.put(None, timeout=timeout)
         except queue.Full:
@@ -103,10 +115,22 @@ class StatusWriter:
 
     def _post_all(self) -> None:
         while (item := self._events.get()) is not None:
+            queued, pod, reason, message, warning, now = item
+            self._hold(queued)
             try:
-                self._post(*item)
+                self._post(pod, reason, message, warning, now)
             except Exception:  # a bug: the Events after it are still posted
-                _log.exception("pod %s: posting a %s Event failed", item[0].key, item[1])
+                _log.exception("pod %s: posting a %s Event failed", pod.key, reason)
+
+    def _hold(self, queued: float) -> None:
+        """Until conditions have been quiet for EVENTS_QUIET_S, the Event EVENTS_HOLD_S old,
+        or the writer closing."""
+        while not self._hurry.is_set():
+            now = time.monotonic()
+            due = min(queued + EVENTS_HOLD_S, self._last_condition + EVENTS_QUIET_S)
+            if now >= due:
+                return
+            self._hurry.wait(due - now)
 
     def _post(self, pod: PodView, reason: str, message: str, warning: bool, now: str) -> None:
         body = {

@@ -316,7 +316,9 @@ def test_a_sandbox_with_no_address_after_the_wait_gets_rules_for_no_family(
     wait_for("condition True", lambda: has_condition(node, pod, "True", "Applied"), timeout=20)
     assert verified(netns, WEB)
     assert "dnat to" not in table(netns)
-    assert "RedirectsApplied: applied with nft (no family): 8080:80/tcp" in agent.log_text()
+    # The Event follows once the agent's conditions are quiet (status.EVENTS_QUIET_S).
+    said = "RedirectsApplied: applied with nft (no family): 8080:80/tcp"
+    wait_for("the Event", lambda: said in agent.log_text(), timeout=10)
 
 
 def test_iptables_legacy_create_change_remove(
