@@ -1,7 +1,7 @@
 """The agent's Events leave from one thread of their own, in order, with a bound on those
-waiting, after the conditions being written (a stand-in API client: the posting order, the
-bound and the hold are pure logic; the real
-API server sees the Events in tests/kube/test_agent.py)."""
+waiting, once the conditions being written are quiet (a stand-in API client: the posting
+order, the bound and the hold are pure logic; the real API server sees the Events in
+tests/kube/test_agent.py)."""
 
 from __future__ import annotations
 

@@ -331,8 +331,8 @@ def run(cluster: Cluster, image: str, targets: Targets) -> None:
                     f"{statistics.median(done.containers):.2f} s)",
                     end="",
                 )
-                late += sum(x > 0.1 for x in done.kubelet_late)
-                gated += len(done.kubelet_late)
+                slow = sum(x > 0.1 for x in done.kubelet_late)
+                late, gated = late + slow, gated + len(done.kubelet_late)
                 if done.agent_late:
                     early, begun, engine = sandbox_to_rules(
                         cluster, system, f"start-{mode}-{round_no}"
@@ -341,7 +341,7 @@ def run(cluster: Cluster, image: str, targets: Targets) -> None:
                         f"; rules in {ms(early)} after the sandbox started (reconcile began "
                         f"at {ms(begun)}, the engine done at {ms(engine)}), after ContainersReady"
                         f" by {ms(done.agent_late)}, then Ready after {ms(done.kubelet_late)}"
-                        f" ({sum(x > 0.1 for x in done.kubelet_late)} of "
+                        f" ({slow} of "
                         f"{len(done.kubelet_late)} later than 100 ms); "
                         f"the agents' CPU {cpu:.2f} s",
                         end="",
