@@ -18,7 +18,10 @@
   came after ContainersReady, how long the kubelet then took to say Ready, and the agents'
   CPU time: the readiness gate's cost, and the agent's share of the 2 cores. The summary
   counts the gated pods that the kubelet made Ready a second late (it decided before it
-  had the condition).
+  had the condition). Each round also counts the API server's pods/status PATCHes (every
+  client's) slower than SLOW_PATCH_S by its own histogram: a stalled control plane, which
+  delays the condition for all of a node's starting pods at once; the summary splits the
+  late pods between the rounds with and without such a stall.
 - `kubectl annotate` -> the new port serving: a prober in a client pod tries the new port
   every 10 ms; from the PATCH of the annotation to its first answer, CHANGES times.
   Target: p99 <= 1 s.
@@ -31,6 +34,7 @@ import re
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -60,6 +64,11 @@ SETTLE_S = 20.0
 QUIET_ABOVE_IDLE, IDLE_WINDOW_S, QUIET_WAIT_S = 0.05, 5.0, 20.0
 PLAIN_NS = "podnat-bench-plain"
 ADDED_MS_TARGET, ANNOTATE_P99_TARGET_S = 300.0, 1.0
+# A pods/status PATCH (any client: the kubelets' and the agents') slower than this, by the API
+# server's own histogram (a bucket boundary of apiserver_request_duration_seconds): the
+# control plane stalled. On these 2 cores it does, for up to a second, while 20 annotated
+# pods start: etcd's reads and the API server's /livez stall with it (2026-12-01, dev runs).
+SLOW_PATCH_S = 0.4
 MODES = {"none": PLAIN_NS, "init": INIT_NS, "agent": AGENT_NS}
 
 # argv: HOST. Each stdin line is a port: connect to it every 10 ms until it answers, say "ok".
@@ -138,6 +147,24 @@ def sandbox_to_rules(
     return early, begun, engine
 
 
+def status_patches(cluster: Cluster) -> tuple[int, int]:
+    """The API server's pods/status PATCHes so far: (slower than SLOW_PATCH_S, all)."""
+    text = cluster.kubectl("get", "--raw", "/metrics", timeout=60).stdout
+    within = total = 0
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_duration_seconds_bucket{") or not all(
+            label in line for label in ('resource="pods"', 'subresource="status"', 'verb="PATCH"')
+        ):
+            continue
+        bound = line[line.index('le="') + 4 :].split('"', 1)[0]
+        count = int(float(line.rsplit(" ", 1)[1]))
+        if bound == "+Inf":
+            total += count
+        elif float(bound) == SLOW_PATCH_S:
+            within += count
+    return total - within, total
+
+
 def condition(pod: dict[str, Any], kind: str) -> bool:
     conditions = pod.get("status", {}).get("conditions") or []
     return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
@@ -156,6 +183,7 @@ class Round(NamedTuple):
     sandbox: list[float]  # ADDED -> PodReadyToStartContainers (the kubelet made the sandbox)
     containers: list[float]  # PodReadyToStartContainers -> ContainersReady
     whole: float  # the Deployment's create -> all Ready
+    patches: tuple[int, int]  # the API server's pods/status PATCHes once all were Ready (slow, all)
 
 
 def per_node(done: Round) -> dict[str, list[float]]:
@@ -165,7 +193,15 @@ def per_node(done: Round) -> dict[str, list[float]]:
     return dict(sorted(times.items()))
 
 
-def start_round(api: client.ApiClient, image: str, mode: str, round_no: int) -> Round:
+def start_round(
+    api: client.ApiClient,
+    image: str,
+    mode: str,
+    round_no: int,
+    patches: Callable[[], tuple[int, int]] = lambda: (0, 0),
+) -> Round:
+    """One Deployment from create to all Ready, then gone. `patches` is read once all are
+    Ready, before the teardown (outside the timed part)."""
     ns, name = MODES[mode], f"start-{mode}-{round_no}"
     annotations = {} if mode == "none" else {"podnat.io/redirect": "4321:1234"}
     body: dict[str, Any] = {
@@ -203,6 +239,7 @@ def start_round(api: client.ApiClient, image: str, mode: str, round_no: int) -> 
         if sum("Ready" in times for times in seen.values()) == REPLICAS:
             stream.stop()  # type: ignore[no-untyped-call]
     whole = time.monotonic() - started
+    after = patches()
     apps.delete_namespaced_deployment(name, ns, grace_period_seconds=0)
     deadline = time.monotonic() + 120
     while core.list_namespaced_pod(ns, label_selector=f"app={name}").items:
@@ -219,6 +256,7 @@ def start_round(api: client.ApiClient, image: str, mode: str, round_no: int) -> 
         [t["PodReadyToStartContainers"] - t["ADDED"] for _, t in ready],
         [t["ContainersReady"] - t["PodReadyToStartContainers"] for _, t in ready],
         whole,
+        after,
     )
 
 
@@ -309,15 +347,24 @@ def run(cluster: Cluster, image: str, targets: Targets) -> None:
         per_pod: dict[str, list[float]] = {mode: [] for mode in MODES}
         whole: dict[str, list[float]] = {mode: [] for mode in MODES}
         late, gated = 0, 0  # agent mode: pods the kubelet said Ready > 100 ms after both
+        # Per mode, rounds with a stalled control plane (a slow PATCH) and without: (rounds,
+        # late gated pods in them).
+        stalled: dict[str, dict[bool, list[int]]] = {
+            mode: {True: [0, 0], False: [0, 0]} for mode in MODES
+        }
         orders = list(itertools.permutations(MODES))
+        base = status_patches(cluster)  # read after a teardown, never just before a round
         time.sleep(SETTLE_S)
         idle = cpu_busy(IDLE_WINDOW_S)
         print(f"  the idle cluster keeps {idle:.0%} of the CPUs busy")
         for round_no in range(ROUNDS):  # interleaved, so drift hits every mode alike
             for mode in orders[round_no % len(orders)]:
                 cpu = agent_cpu_seconds(cluster)
-                done = start_round(api, image, mode, round_no)
+                done = start_round(api, image, mode, round_no, lambda: status_patches(cluster))
                 cpu = agent_cpu_seconds(cluster) - cpu
+                slow_patches = done.patches[0] - base[0]
+                all_patches = done.patches[1] - base[1]
+                base = status_patches(cluster)
                 per_pod[mode] += done.per_pod
                 whole[mode].append(done.whole)
                 median = statistics.median(done.per_pod)
@@ -331,8 +378,15 @@ def run(cluster: Cluster, image: str, targets: Targets) -> None:
                     f"{statistics.median(done.containers):.2f} s)",
                     end="",
                 )
+                print(
+                    f"; pods/status PATCHes over {SLOW_PATCH_S * 1000:.0f} ms: {slow_patches} "
+                    f"of {all_patches}",
+                    end="",
+                )
                 slow = sum(x > 0.1 for x in done.kubelet_late)
                 late, gated = late + slow, gated + len(done.kubelet_late)
+                tally = stalled[mode][slow_patches > 0]
+                tally[0], tally[1] = tally[0] + 1, tally[1] + slow
                 if done.agent_late:
                     early, begun, engine = sandbox_to_rules(
                         cluster, system, f"start-{mode}-{round_no}"
@@ -372,6 +426,15 @@ def run(cluster: Cluster, image: str, targets: Targets) -> None:
         f"  (gated pods Ready more than 100 ms after their condition and ContainersReady: "
         f"{late} of {gated})"
     )
+    for mode in MODES:
+        (bad, bad_late), (good, good_late) = stalled[mode][True], stalled[mode][False]
+        lates = f": late gated pods {bad_late} in them, {good_late} in the others" * (
+            mode == "agent"
+        )
+        print(
+            f"  ({mode}: {bad} of {bad + good} rounds had a PATCH over "
+            f"{SLOW_PATCH_S * 1000:.0f} ms{lates})"
+        )
     print(
         f"  (init mode adds {medians['init'] - medians['none']:.0f} ms, "
         f"ratio {medians['init'] / medians['none']:.2f})"
