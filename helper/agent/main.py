@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import signal
 import threading
 from types import FrameType
@@ -38,6 +39,28 @@ class AgentArgumentError(PodnatError):
 
 class AgentStartError(PodnatError):
     """The agent could not start serving (its port taken)."""
+
+
+def _wait_for_signal(stopping: threading.Event) -> None:
+    """Until a handler has set `stopping`, with no wake-up while idle.
+
+    The kernel may deliver SIGTERM to any thread. Python runs the handler only in the main
+    thread, when it next runs Python code, and a main thread asleep in `Event.wait()` is not
+    woken by a signal that landed on another thread: the agent slept through a SIGTERM that
+    way in CI (2026-12-01). A signal on any thread writes to the wake-up fd, so the select
+    below returns and the handler runs.
+    """
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+    try:
+        while not stopping.is_set():
+            select.select([wake_read], [], [])
+            os.read(wake_read, 64)
+    finally:
+        signal.set_wakeup_fd(-1)
+        os.close(wake_read)
+        os.close(wake_write)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         host,
         server.port,
     )
-    stopping.wait()  # a signal's handler sets it: no wake-up a second while idle
+    _wait_for_signal(stopping)
     controller.shutdown()
     server.stop()
     _log.info("agent stopped")

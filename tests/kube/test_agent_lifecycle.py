@@ -8,6 +8,8 @@ Real processes against a real kube-apiserver on the real kernel (agent_kit).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -52,6 +54,22 @@ def test_an_agent_killed_and_restarted_flushes_nothing(node: AgentNode, agent: A
     assert [table(n) for n in netnses] == before
     node.annotate(pods[0], WEB2)  # and it keeps converging
     wait_for("the change", lambda: verified(netnses[0], WEB2))
+
+
+def test_a_sigterm_delivered_to_another_thread_stops_the_agent(agent: Agent) -> None:
+    """The kernel may hand a process's SIGTERM to any of its threads: in CI one landed on a
+    thread other than the main one, whose wait it never woke, and the agent ran on."""
+    agent.wait_ready()
+    assert agent.process is not None
+    pid = agent.process.pid
+    threads = [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
+    other = next(tid for tid in sorted(threads) if tid != pid)
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.tgkill(pid, other, signal.SIGTERM) == 0, os.strerror(ctypes.get_errno())
+    assert agent.process.wait(timeout=30) == 0
+    agent.process = None
+    log = agent.log_text()
+    assert "signal 15: stopping" in log and "agent stopped" in log
 
 
 def test_the_agent_rides_out_an_api_server_restart_and_relists(
