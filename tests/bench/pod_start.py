@@ -198,7 +198,7 @@ def start_round(
     image: str,
     mode: str,
     round_no: int,
-    patches: Callable[[], tuple[int, int]] = lambda: (0, 0),
+    patches: Callable[[], tuple[int, int]],
 ) -> Round:
     """One Deployment from create to all Ready, then gone. `patches` is read once all are
     Ready, before the teardown (outside the timed part)."""
@@ -347,11 +347,8 @@ def run(cluster: Cluster, image: str, targets: Targets) -> None:
         per_pod: dict[str, list[float]] = {mode: [] for mode in MODES}
         whole: dict[str, list[float]] = {mode: [] for mode in MODES}
         late, gated = 0, 0  # agent mode: pods the kubelet said Ready > 100 ms after both
-        # Per mode, rounds with a stalled control plane (a slow PATCH) and without: (rounds,
-        # late gated pods in them).
-        stalled: dict[str, dict[bool, list[int]]] = {
-            mode: {True: [0, 0], False: [0, 0]} for mode in MODES
-        }
+        stalled = dict.fromkeys(MODES, 0)  # rounds with a slow PATCH (a stalled control plane)
+        late_if_stalled = {True: 0, False: 0}  # agent mode's late pods, by their round's stall
         orders = list(itertools.permutations(MODES))
         base = status_patches(cluster)  # read after a teardown, never just before a round
         time.sleep(SETTLE_S)
@@ -385,8 +382,8 @@ def run(cluster: Cluster, image: str, targets: Targets) -> None:
                 )
                 slow = sum(x > 0.1 for x in done.kubelet_late)
                 late, gated = late + slow, gated + len(done.kubelet_late)
-                tally = stalled[mode][slow_patches > 0]
-                tally[0], tally[1] = tally[0] + 1, tally[1] + slow
+                stalled[mode] += slow_patches > 0
+                late_if_stalled[slow_patches > 0] += slow
                 if done.agent_late:
                     early, begun, engine = sandbox_to_rules(
                         cluster, system, f"start-{mode}-{round_no}"
@@ -427,12 +424,14 @@ def run(cluster: Cluster, image: str, targets: Targets) -> None:
         f"{late} of {gated})"
     )
     for mode in MODES:
-        (bad, bad_late), (good, good_late) = stalled[mode][True], stalled[mode][False]
-        lates = f": late gated pods {bad_late} in them, {good_late} in the others" * (
-            mode == "agent"
-        )
+        lates = ""
+        if mode == "agent":
+            lates = (
+                f": late gated pods {late_if_stalled[True]} in them, "
+                f"{late_if_stalled[False]} in the others"
+            )
         print(
-            f"  ({mode}: {bad} of {bad + good} rounds had a PATCH over "
+            f"  ({mode}: {stalled[mode]} of {ROUNDS} rounds had a PATCH over "
             f"{SLOW_PATCH_S * 1000:.0f} ms{lates})"
         )
     print(
