@@ -70,7 +70,7 @@ def test_the_agent_runs_on_every_linux_node_with_the_least_host_access(tools: To
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert container["resources"] == {
-        "requests": {"cpu": "250m", "memory": "48Mi"}, "limits": {"memory": "96Mi"}
+        "requests": {"cpu": "25m", "memory": "48Mi"}, "limits": {"memory": "96Mi"}
     }  # fmt: skip
     (daemonset,) = find(docs, "DaemonSet")
     assert daemonset["spec"]["updateStrategy"] == {
