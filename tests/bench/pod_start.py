@@ -228,7 +228,7 @@ class GateWriter:
                 _content_type="application/strategic-merge-patch+json", _preload_content=False,
             )  # fmt: skip
             reply.read()  # type: ignore[attr-defined]
-        except Exception as err:  # said when the round ends
+        except Exception as err:  # raised by __exit__ when the round ends
             self._errors.append(err)
 
     def _run(self) -> None:
@@ -255,7 +255,7 @@ class GateWriter:
                     pool.submit(self._patch, pod["metadata"]["name"], uid)
                     if len(written) == REPLICAS:
                         stream.stop()  # type: ignore[no-untyped-call]
-        except Exception as err:
+        except Exception as err:  # a thread's failure: raised by __exit__ when the round ends
             self._errors.append(err)
 
 
