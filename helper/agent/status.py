@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 import urllib.parse
+from typing import Any
 
 from helper.agent.pods import CONDITION, MAX_CONDITION_MESSAGE, Condition, PodView
 from helper.kube.client import ApiError, KubeClient
@@ -34,6 +35,25 @@ def _path(namespace: str, rest: str) -> str:
     return f"/api/v1/namespaces/{urllib.parse.quote(namespace, safe='')}/{rest}"
 
 
+def condition_patch(uid: str, wanted: Condition) -> dict[str, Any]:
+    """The strategic-merge patch of pods/status that sets our condition (the benchmark's
+    gate-alone floor sends this same body)."""
+    return {
+        "metadata": {"uid": uid},  # a precondition: never a namesake's status
+        "status": {
+            "conditions": [
+                {
+                    "type": CONDITION,
+                    "status": wanted.status,
+                    "reason": wanted.reason,
+                    "message": wanted.message,
+                    "lastTransitionTime": _now(),
+                }
+            ]
+        },
+    }
+
+
 class StatusWriter:
     def __init__(self, client: KubeClient, node: str) -> None:
         self._client, self._node = client, node
@@ -51,20 +71,7 @@ class StatusWriter:
         wanted = wanted._replace(message=wanted.message[:MAX_CONDITION_MESSAGE])
         if pod.condition == wanted:
             return False
-        body = {
-            "metadata": {"uid": pod.uid},  # a precondition: never a namesake's status
-            "status": {
-                "conditions": [
-                    {
-                        "type": CONDITION,
-                        "status": wanted.status,
-                        "reason": wanted.reason,
-                        "message": wanted.message,
-                        "lastTransitionTime": _now(),
-                    }
-                ]
-            },
-        }
+        body = condition_patch(pod.uid, wanted)
         try:
             self._last_condition = time.monotonic()  # an Event now would compete with it
             self._client.request(

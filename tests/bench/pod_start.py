@@ -50,6 +50,8 @@ from typing import Any, NamedTuple
 
 from kubernetes import client, config, watch
 
+from helper.agent.pods import CONDITION, Condition
+from helper.agent.status import condition_patch
 from tests.bench.targets import Targets
 from tests.kit.agent_release import NAMESPACE as AGENT_NS
 from tests.kit.agent_release import agent_release, namespace
@@ -73,7 +75,7 @@ SETTLE_S = 20.0
 # (more the longer it has run): a fixed 15 % was never reached, each wait ran out.
 QUIET_ABOVE_IDLE, IDLE_WINDOW_S, QUIET_WAIT_S = 0.05, 5.0, 20.0
 PLAIN_NS, GATE_NS = "podnat-bench-plain", "podnat-bench-gate"
-APPLIED = "podnat.io/redirects-applied"
+APPLIED = CONDITION
 ADDED_MS_TARGET, ANNOTATE_P99_TARGET_S = 300.0, 1.0
 # A pods/status PATCH (any client: the kubelets' and the agents') slower than this, by the API
 # server's own histogram (a bucket boundary of apiserver_request_duration_seconds): the
@@ -207,20 +209,7 @@ class GateWriter:
             raise RuntimeError(f"the gate writer failed: {self._errors[0]!r}") from self._errors[0]
 
     def _patch(self, name: str, uid: str) -> None:
-        body = {
-            "metadata": {"uid": uid},
-            "status": {
-                "conditions": [
-                    {
-                        "type": APPLIED,
-                        "status": "True",
-                        "reason": "Floor",
-                        "message": "written by the benchmark",
-                        "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    }
-                ]
-            },
-        }
+        body = condition_patch(uid, Condition("True", "Floor", "written by the benchmark"))
         try:
             # The raw reply, unread into models: as the agent, which only needs its status.
             reply = self._core.patch_namespaced_pod_status(
